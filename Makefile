@@ -1,0 +1,35 @@
+# Every target builds what it needs from nothing: a fresh clone runs `make demo` or `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= $(or $(DIGITREAD_DATA),../shared/data/mnist)
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of PyTorch, pinned: a looser requirement pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[all,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/digitread predict --model default examples/digits/*.png
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	DIGITREAD_DATA=$(DATA) $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP)
+	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from digitread.cli import main
+
+raise SystemExit(main())

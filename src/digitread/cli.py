@@ -1,0 +1,227 @@
+"""The `digitread` command. Thin: parses flags, calls the library, prints results.
+
+User mistakes (a missing file, an unknown model, a corrupt image) end with one line on stderr and a
+non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from digitread.config import SECTIONS, RunConfig, list_recipes, load_recipe
+from digitread.errors import DigitreadError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _flag_type(hint: Any) -> type:
+    """The argparse type for a field's type hint: ``float | None`` -> float."""
+    if isinstance(hint, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field, named after it; defaults are left unset so a recipe can fill them."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{section} settings")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            if section == "augment":
+                flag = "--aug-" + f.name.replace("_", "-")
+            default = f.default if f.default is not dataclasses.MISSING else None
+            help_text = f"{f.metadata.get('help', '')} (default: {default})"
+            kind = _flag_type(hints[f.name])
+            dest = f"{section}.{f.name}"
+            if kind is bool:
+                group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            else:
+                group.add_argument(flag, dest=dest, type=kind, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def _resolve_run_config(args: argparse.Namespace) -> RunConfig:
+    """Dataclass defaults, then the recipe, then flags given on the command line."""
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    if args.recipe:
+        for section, settings in load_recipe(args.recipe).items():
+            values[section].update(settings)
+    for key, value in vars(args).items():
+        if "." in key and value is not None:
+            section, name = key.split(".", 1)
+            values[section][name] = value
+    return RunConfig.from_dict({**values, "recipe": args.recipe})
+
+
+# ---- commands ----
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from digitread.models import count_parameters, create_model, get_entry, list_models
+
+    names = list_models(args.pattern)
+    if args.json:
+        rows = [
+            {"name": n, "parameters": count_parameters(create_model(n)), "description": get_entry(n).description}
+            for n in names
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model':<12} {'parameters':>10}  description")
+    for n in names:
+        print(f"{n:<12} {count_parameters(create_model(n)):>10,}  {get_entry(n).description}")
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    for name in list_recipes():
+        recipe = json.loads((resources.files("digitread") / "recipes" / f"{name}.json").read_text())
+        print(f"{name:<10} {recipe.get('notes', '')}")
+        if recipe.get("measured"):
+            print(f"{'':<10} measured: {recipe['measured']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from digitread.checkpoint import CONFIG_FILE
+    from digitread.data.mnist import load_mnist
+    from digitread.models import create_model
+    from digitread.train.logging import ConsoleLogger, MultiLogger, TensorBoardLogger
+    from digitread.train.loop import CHECKPOINT_FILE, RUN_CONFIG_FILE, fit, seed_everything
+    from digitread.train.optim import validate
+
+    out = Path(args.out)
+    if args.resume:
+        saved = out / RUN_CONFIG_FILE
+        if not (out / CHECKPOINT_FILE).is_file() or not saved.is_file():
+            raise DigitreadError(f"{out} has no checkpoint to resume from; start the run without --resume")
+        cfg = RunConfig.from_dict(json.loads(saved.read_text()))
+        if args.__dict__.get("train.epochs"):
+            cfg.train.epochs = args.__dict__["train.epochs"]  # resuming may extend a run, nothing else changes
+    else:
+        if (out / CHECKPOINT_FILE).exists() or (out / CONFIG_FILE).exists():
+            if not args.overwrite:
+                raise DigitreadError(
+                    f"{out} already holds a run: pass --resume to continue it or --overwrite to replace it"
+                )
+            for name in (CHECKPOINT_FILE, "history.json"):
+                (out / name).unlink(missing_ok=True)
+        cfg = _resolve_run_config(args)
+    validate(cfg.train)
+    overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
+    seed_everything(cfg.train.seed)
+    model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast
+    data = load_mnist(cfg.data.data_dir, cfg.data.val_size, cfg.train.seed)
+    loggers = [ConsoleLogger()]
+    if cfg.train.tensorboard:
+        loggers.append(TensorBoardLogger(out / "tensorboard"))
+    logger = MultiLogger(*loggers)
+    try:
+        result = fit(model, data, cfg, out, logger, resume=args.resume, progress=not args.quiet, device=args.device)
+    finally:
+        logger.close()
+    print(json.dumps(result.metrics))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from digitread.eval.evaluate import evaluate_model
+
+    report, out = evaluate_model(args.run, data_dir=args.data_dir, split=args.split, out_dir=args.out)
+    m = report["metrics"]
+    print(f"{args.split} accuracy {m['accuracy']:.4f} ({m['errors']} errors of {m['count']}), F1 {m['macro_f1']:.4f}")
+    print(f"report written to {out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from digitread.errors import ImageError
+    from digitread.inference.predictor import DigitClassifier
+
+    classifier = DigitClassifier.from_pretrained(args.run)
+    failed = 0
+    for image in args.images:
+        try:
+            (prediction,) = classifier.classify([image], [image])
+        except ImageError as e:
+            failed += 1
+            print(f"digitread: error: {e}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(prediction.to_dict()))
+        else:
+            print(f"{image}  {prediction.digit}  {prediction.confidence:.3f}")
+    return EXIT_ERROR if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from digitread import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="digitread", description="Read handwritten digits; train and evaluate digit models."
+    )
+    parser.add_argument("--version", action="version", version=f"digitread {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("models", help="list the registered models and their sizes")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'cnn*'")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("recipes", help="list the training recipes shipped in the package")
+    p.set_defaults(func=cmd_recipes)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on MNIST",
+        description="Train a model on MNIST. Settings come from the defaults, then --recipe, then the flags given.",
+    )
+    p.add_argument("--out", required=True, help="run folder: checkpoints, history, the final model")
+    p.add_argument("--recipe", choices=list_recipes(), help="start from a named set of settings")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="write an evaluation report for a trained model")
+    p.add_argument("run", help="model or run folder ('default': the shipped model)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files")
+    p.add_argument("--split", choices=["test", "val"], default="test", help="which images (default: test)")
+    p.add_argument("--out", help="report folder (default: RUN/report)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify images that each show one digit")
+    p.add_argument("run", help="model or run folder ('default': the shipped model)")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--json", action="store_true", help="one JSON object per image, with all ten probabilities")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DigitreadError as e:
+        print(f"digitread: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("digitread: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Data: IDX files, locating and verifying MNIST, splits and batch augmentation."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (numpy and scikit-learn) and reports (matplotlib, imported only in report.py)."""

@@ -1,0 +1,1 @@
+"""From a user's image to digits: loading, MNIST-style normalisation and batched classification."""

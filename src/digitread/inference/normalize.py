@@ -1,0 +1,69 @@
+"""One digit, any image -> the 28x28 field MNIST models expect (the MNIST conventions, done right):
+white ink on black, the ink's bounding box fitted into 20x20 keeping its aspect ratio, and the
+centre of mass moved to the centre of the 28x28 field.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from digitread.errors import ImageError
+
+
+def ink_on_black(gray: np.ndarray) -> np.ndarray:
+    """Make ink bright and background dark, finding the polarity from the image's border.
+
+    The border of a one-digit image is almost all background, so if it is brighter than the middle of
+    the image's range the ink is dark (pen on paper) and the image is inverted.
+    """
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > (int(gray.min()) + int(gray.max())) / 2:
+        gray = 255 - gray
+    return gray
+
+
+def clean_background(ink: np.ndarray) -> np.ndarray:
+    """Set the background to exactly 0 (Otsu's threshold) and stretch the ink to use the full 0-255 range."""
+    lo, hi = int(ink.min()), int(ink.max())
+    if hi - lo < 16:
+        return np.zeros_like(ink)  # flat image: no ink to find
+    blurred = cv2.GaussianBlur(ink, (3, 3), 0) if min(ink.shape) >= 3 else ink
+    threshold, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    out = ink.astype(np.float32) - threshold
+    out[out < 0] = 0
+    top = out.max()
+    return (out * (255.0 / top)).astype(np.uint8) if top > 0 else np.zeros_like(ink)
+
+
+def fit_digit(ink: np.ndarray, size: int = 28, box: int = 20) -> np.ndarray:
+    """Crop the ink, scale it to fit ``box`` x ``box`` keeping aspect ratio, and centre its mass in ``size``."""
+    ys, xs = np.nonzero(ink)
+    if len(ys) == 0:
+        raise ImageError("no ink found: the image looks blank")
+    crop = ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = crop.shape
+    scale = box / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    digit = cv2.resize(crop, (nw, nh), interpolation=interp).astype(np.float32)
+    mass = digit.sum()
+    if mass <= 0:
+        raise ImageError("no ink found: the image looks blank")
+    cy = (digit.sum(axis=1) * np.arange(nh)).sum() / mass
+    cx = (digit.sum(axis=0) * np.arange(nw)).sum() / mass
+    # Translate so the centre of mass lands on the field's centre; warpAffine does sub-pixel shifts.
+    shift = np.float32([[1, 0, (size - 1) / 2 - cx], [0, 1, (size - 1) / 2 - cy]])
+    field = cv2.warpAffine(digit, shift, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
+    return np.clip(field, 0, 255).astype(np.uint8)
+
+
+def normalize_digit(gray: np.ndarray, preprocess: dict | None = None) -> np.ndarray:
+    """A uint8 (28, 28) MNIST-style digit from a grayscale image of one digit.
+
+    >>> normalize_digit(load_image("seven.png")).shape  # doctest: +SKIP
+    (28, 28)
+    """
+    pre = preprocess or {}
+    ink = clean_background(ink_on_black(gray))
+    return fit_digit(ink, pre.get("size", 28), pre.get("digit_box", 20))

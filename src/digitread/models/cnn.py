@@ -1,0 +1,65 @@
+"""Convolutional digit classifiers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from digitread.models._registry import register_model
+
+
+def _conv_bn(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class DigitCNN(nn.Module):
+    """Stages of conv-BN-ReLU blocks, each stage but the last halving the map; global pooling; a linear head.
+
+    ``widths`` gives one channel count per stage, ``depth`` the conv blocks per stage (one number for
+    all stages, or one per stage: blocks at 28x28 cost four times those at 14x14).
+    """
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (32, 64, 128),
+        depth: int | tuple[int, ...] = 1,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        dropout: float = 0.2,
+        head: str = "flatten",
+        in_size: int = 28,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        depths = [depth] * len(widths) if isinstance(depth, int) else list(depth)
+        if len(depths) != len(widths):
+            raise ValueError(f"depth has {len(depths)} entries for {len(widths)} stages")
+        cin = in_chans
+        for i, (width, blocks) in enumerate(zip(widths, depths, strict=True)):
+            for _ in range(blocks):
+                layers += _conv_bn(cin, width)
+                cin = width
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))  # 28 -> 14 -> 7
+        self.features = nn.Sequential(*layers)
+        # "flatten" keeps where each feature is (a 7 and a 1 differ mostly by where the strokes are);
+        # "avg" pools globally, which needs a receptive field covering the whole digit to work well.
+        if head not in ("flatten", "avg"):
+            raise ValueError(f"head must be 'flatten' or 'avg', got {head!r}")
+        side = in_size // 2 ** (len(widths) - 1)
+        self.pool = nn.Flatten() if head == "flatten" else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(cin * side * side if head == "flatten" else cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)  # (B, C, 7, 7)
+        x = self.pool(x)  # (B, C*7*7) or (B, C)
+        return self.head(self.dropout(x))  # (B, num_classes)
+
+
+register_model(
+    "cnn_small", DigitCNN, "small fast CNN: convs of 16-32-64 channels, BatchNorm", widths=(16, 32, 64), depth=1
+)
+register_model(
+    "cnn", DigitCNN, "CNN: convs of 32-64-128 channels, BatchNorm, dropout", widths=(32, 64, 128), depth=1, dropout=0.25
+)

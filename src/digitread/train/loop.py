@@ -1,0 +1,242 @@
+"""The training loop, built for speed on a CPU: the whole training set stays in memory as one uint8
+tensor, batches are sliced from it and augmented as tensors (no DataLoader, no per-sample Python),
+convolutional models run channels_last under bf16 autocast where the hardware has it.
+
+Every epoch ends with an atomic checkpoint (model, optimizer, schedule, random states, history), so
+``resume=True`` continues an interrupted run exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from digitread._io import atomic_write_json
+from digitread.checkpoint import load_checkpoint, save_checkpoint, save_model
+from digitread.config import RunConfig
+from digitread.data.augment import random_affine
+from digitread.data.mnist import MnistData
+from digitread.data.tensors import images_to_tensor, normalize
+from digitread.errors import DigitreadError
+from digitread.runtime import autocast, has_conv, pick_device, predict_logits, prepare_model, set_threads, use_bf16
+from digitread.train.logging import NullLogger
+from digitread.train.optim import build_optimizer, build_schedule
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+HISTORY_FILE = "history.json"
+RUN_CONFIG_FILE = "train_config.json"
+
+
+class TrainingDiverged(DigitreadError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    out_dir: Path
+    stopped_early: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator a run touches; call it before the model is built so the init is seeded too."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _accuracy_and_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, bf16: bool
+) -> tuple[float, float]:
+    logits = predict_logits(model, x, batch, bf16=bf16)
+    loss = nn.functional.cross_entropy(logits, y.to(logits.device)).item()
+    acc = (logits.argmax(1).cpu() == y.cpu()).float().mean().item()
+    return acc, loss
+
+
+def fit(
+    model: nn.Module,
+    data: MnistData,
+    cfg: RunConfig,
+    out_dir: str | Path,
+    logger: NullLogger | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+) -> FitResult:
+    """Train ``model`` on ``data`` as ``cfg`` says, writing checkpoints and the final model folder to ``out_dir``.
+
+    >>> result = fit(create_model("cnn_small"), load_mnist(), RunConfig(), "runs/demo")  # doctest: +SKIP
+    """
+    tc, ac = cfg.train, cfg.augment
+    logger = logger or NullLogger()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
+
+    set_threads(tc.threads)
+    dev = pick_device(device)
+    bf16 = use_bf16(tc.precision, model, dev)
+    model = prepare_model(model, dev)
+    channels_last = has_conv(model)
+    preprocess = getattr(model, "config", {}).get("preprocess")
+
+    gen = torch.Generator().manual_seed(tc.seed)
+    x_train = images_to_tensor(data.train.images)
+    y_train = torch.from_numpy(data.train.labels)
+    if cfg.data.train_subset:
+        keep = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(tc.seed + 1))[
+            : cfg.data.train_subset
+        ]
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_train, y_train = x_train.to(dev), y_train.to(dev)
+    n = len(y_train)
+    batch = min(tc.batch_size, n)
+    steps_per_epoch = n // batch  # whole batches only: BatchNorm dislikes a final batch of a few images
+    if tc.limit_batches:
+        steps_per_epoch = min(steps_per_epoch, tc.limit_batches)
+    x_val = images_to_tensor(data.val.images) if data.val is not None else None
+    y_val = torch.from_numpy(data.val.labels) if data.val is not None else None
+
+    optimizer = build_optimizer(model, tc)
+    schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
+
+    start_epoch, step, history = 1, 0, []
+    best_acc, best_state, bad_epochs, train_seconds = -1.0, None, 0, 0.0
+    if resume:
+        state = load_checkpoint(out_dir / CHECKPOINT_FILE)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
+        best_acc, bad_epochs, train_seconds = state["best_acc"], state["bad_epochs"], state["train_seconds"]
+        best_state = state.get("best_model")
+        logger.message(f"resuming {out_dir} after epoch {state['epoch']} (step {step})")
+
+    stopped_early = False
+    wall_start = time.perf_counter()
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if tc.patience and bad_epochs >= tc.patience:
+            stopped_early = True
+            break
+        model.train()
+        order = torch.randperm(n, generator=gen).to(dev)
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = 0
+        bar = tqdm(
+            total=steps_per_epoch, desc=f"epoch {epoch}/{tc.epochs}", disable=not progress, leave=False, unit="batch"
+        )
+        t0 = time.perf_counter()
+        for i in range(steps_per_epoch):
+            idx = order[i * batch : (i + 1) * batch]
+            xb = x_train[idx].float().div_(255.0)  # (B, 1, 28, 28) in 0-1
+            if ac.enabled:
+                xb = random_affine(xb, ac, gen)
+            xb = normalize(xb, preprocess)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yb = y_train[idx]
+            with autocast(dev, bf16):
+                logits = model(xb)  # (B, 10)
+            loss = loss_fn(logits.float(), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.detach().argmax(1) == yb).sum()
+            seen += len(idx)
+            if i % 25 == 0 or i == steps_per_epoch - 1:
+                running = (loss_sum / seen).item()
+                if not math.isfinite(running):
+                    raise TrainingDiverged(
+                        f"loss became {running} at epoch {epoch}, step {step}: lower --lr (now {tc.lr}); "
+                        f"the last good checkpoint is kept in {out_dir / CHECKPOINT_FILE}"
+                    )
+                bar.set_postfix(loss=f"{running:.4f}", acc=f"{(correct / seen).item():.4f}", refresh=False)
+                logger.log_scalars(step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
+            bar.update(1)
+        bar.close()
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": (loss_sum / max(seen, 1)).item(),
+            "train_acc": (correct / max(seen, 1)).item(),
+            "lr": schedule.get_last_lr()[0],
+            "seconds": round(epoch_seconds, 3),
+        }
+        if x_val is not None:
+            record["val_acc"], record["val_loss"] = _accuracy_and_loss(model, x_val, y_val, tc.eval_batch_size, bf16)
+            if record["val_acc"] > best_acc:
+                best_acc, bad_epochs = record["val_acc"], 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                bad_epochs += 1
+        history.append(record)
+        save_checkpoint(
+            out_dir / CHECKPOINT_FILE,
+            {
+                "epoch": epoch,
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best_acc": best_acc,
+                "bad_epochs": bad_epochs,
+                "train_seconds": train_seconds,
+                **({"best_model": best_state} if best_state is not None else {}),
+            },
+        )
+        atomic_write_json(out_dir / HISTORY_FILE, history)
+        logger.log_epoch(epoch, record)
+    if tc.patience and bad_epochs >= tc.patience and len(history) < tc.epochs:
+        stopped_early = True
+
+    if best_state is not None:
+        model.load_state_dict(best_state)  # the epoch with the best validation accuracy
+    metrics: dict[str, Any] = {
+        "epochs_run": len(history),
+        "steps": step,
+        "train_seconds": round(train_seconds, 2),
+        "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
+    }
+    if x_val is not None:
+        metrics["val_accuracy"] = best_acc
+    x_test = images_to_tensor(data.test.images)
+    metrics["test_accuracy"], metrics["test_loss"] = _accuracy_and_loss(
+        model, x_test, torch.from_numpy(data.test.labels), tc.eval_batch_size, bf16=False
+    )
+    model = model.to(memory_format=torch.contiguous_format)
+    save_model(
+        model.cpu(),
+        out_dir,
+        metrics=metrics,
+        dataset={"name": "mnist", "checksums": data.checksums, "train_images": n, "val_images": len(data.val or [])},
+        extra={"train": cfg.to_dict()},
+    )
+    logger.message(
+        f"test accuracy {metrics['test_accuracy']:.4f} after {len(history)} epochs, "
+        f"{metrics['train_seconds']:.1f} s of training; model saved to {out_dir}"
+    )
+    return FitResult(model.eval(), history, metrics, out_dir, stopped_early)

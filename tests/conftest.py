@@ -1,0 +1,63 @@
+"""Shared fixtures: tiny generated IDX data sets (offline, instant) and the real MNIST when it is present."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitread.data.idx import encode_idx, write_idx
+from digitread.data.mnist import DatasetFile, DatasetSpec
+
+
+def _tiny_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Learnable fake digits: each class lights a different block of the 28x28 field, plus noise."""
+    images = rng.integers(0, 40, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        r, c = divmod(int(label), 4)
+        images[i, 2 + 7 * r : 8 + 7 * r, 2 + 6 * c : 8 + 6 * c] = 250
+    return images
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> tuple[Path, DatasetSpec]:
+    """A folder with four gzipped IDX files (600 train, 200 test) and the spec that verifies them."""
+    folder = tmp_path_factory.mktemp("tiny_mnist")
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 600), ("t10k", 200)):
+        labels = np.tile(np.arange(10, dtype=np.uint8), n // 10)
+        rng.shuffle(labels)
+        arrays[f"{split}-images-idx3-ubyte.gz"] = _tiny_images(labels, rng)
+        arrays[f"{split}-labels-idx1-ubyte.gz"] = labels
+    files = []
+    for name, array in arrays.items():
+        write_idx(folder / name, array)
+        files.append(DatasetFile(name, hashlib.md5(encode_idx(array)).hexdigest(), array.shape))
+    spec = DatasetSpec("tiny", files[0], files[1], files[2], files[3])
+    return folder, spec
+
+
+def mnist_dir() -> Path | None:
+    for candidate in (os.environ.get("DIGITREAD_DATA"), Path(__file__).parents[1] / ".." / "shared" / "data" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_path() -> Path:
+    path = mnist_dir()
+    if path is None:
+        pytest.fail("MNIST not found: set DIGITREAD_DATA to a folder with the four IDX files (see README)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_path):
+    from digitread.data.mnist import load_mnist
+
+    return load_mnist(mnist_path, val_size=5000, seed=0)

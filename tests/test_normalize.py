@@ -1,0 +1,90 @@
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitread.errors import ImageError
+from digitread.inference.io import load_image
+from digitread.inference.normalize import fit_digit, ink_on_black, normalize_digit
+
+
+def _drawn_seven(dark_on_light: bool = True, size=(120, 90)) -> np.ndarray:
+    """A '7' drawn with strokes in the upper-left part of a larger page."""
+    ink = np.zeros(size, np.uint8)
+    cv2.line(ink, (10, 15), (50, 15), 255, 5)
+    cv2.line(ink, (50, 15), (25, 80), 255, 5)
+    return 255 - ink if dark_on_light else ink
+
+
+def test_dark_ink_on_light_paper_is_inverted_and_light_ink_is_kept():
+    assert ink_on_black(_drawn_seven(True))[0, 0] == 0
+    assert ink_on_black(_drawn_seven(False))[0, 0] == 0
+
+
+@pytest.mark.parametrize("dark_on_light", [True, False])
+def test_digit_fits_20x20_box_with_mass_centred_in_28x28(dark_on_light):
+    field = normalize_digit(_drawn_seven(dark_on_light))
+    assert field.shape == (28, 28) and field.dtype == np.uint8
+    ys, xs = np.nonzero(field > 0)
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    assert max(height, width) in (20, 21, 22)  # 20 plus at most a pixel of interpolation each side
+    assert height > width  # the aspect ratio of a tall 7 is kept
+    mass = field.astype(float)
+    cy = (mass.sum(1) * np.arange(28)).sum() / mass.sum()
+    cx = (mass.sum(0) * np.arange(28)).sum() / mass.sum()
+    assert abs(cy - 13.5) < 0.6 and abs(cx - 13.5) < 0.6
+
+
+def test_a_blank_image_is_an_image_error():
+    with pytest.raises(ImageError, match="blank"):
+        normalize_digit(np.full((40, 40), 200, np.uint8))
+    with pytest.raises(ImageError):
+        fit_digit(np.zeros((10, 10), np.uint8))
+
+
+def _png(image: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def test_alpha_is_flattened_on_white():
+    rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))  # transparent black: reads as white paper
+    rgba.putpixel((5, 5), (0, 0, 0, 255))
+    gray = load_image(_png(rgba))
+    assert gray[0, 0] == 255 and gray[5, 5] == 0
+
+
+def test_16_bit_palette_and_gif_images_load_as_uint8():
+    arr16 = (np.arange(400, dtype=np.uint16).reshape(20, 20) * 100).astype(np.uint16)
+    for image in (Image.fromarray(arr16), Image.new("P", (20, 20), 3), Image.new("L", (20, 20), 9)):
+        for fmt in ("PNG", "GIF", "TIFF", "BMP") if image.mode != "I;16" else ("PNG", "TIFF"):
+            gray = load_image(_png(image, fmt))
+            assert gray.dtype == np.uint8 and gray.shape == (20, 20)
+
+
+def test_exif_rotation_is_applied():
+    image = Image.new("L", (40, 20), 255)  # landscape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    gray = load_image(_png(image, "JPEG", exif=exif.tobytes()))
+    assert gray.shape == (40, 20)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "empty"), (b"<html>hello</html>", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "image")],
+)
+def test_unreadable_bytes_are_image_errors(data, message):
+    with pytest.raises(ImageError, match=message):
+        load_image(data)
+
+
+def test_arrays_are_checked():
+    with pytest.raises(ImageError, match="NaN"):
+        load_image(np.array([[np.nan, 1.0]]))
+    with pytest.raises(ImageError, match="expected a 2-D"):
+        load_image(np.zeros((2, 2, 2, 2)))
+    assert load_image(np.ones((3, 3), np.float32)).max() == 255
