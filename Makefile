@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/digitread predict --model default examples/digits/*.png
+	$(BIN)/digitread predict default examples/digits/*.png
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
