@@ -34,6 +34,7 @@ def trained_run(tmp_path_factory, mnist_path):
 def test_train_writes_a_loadable_run_with_config_and_tensorboard(trained_run):
     config = json.loads((trained_run / "config.json").read_text())
     assert config["arch"] == "cnn_small" and config["metrics"]["test_accuracy"] > 0.9
+    assert config["calibration"]["ece_after"] <= config["calibration"]["ece_before"]
     assert config["train"]["recipe"] == "smoke"
     assert json.loads((trained_run / "train_config.json").read_text())["data"]["train_subset"] == 5000
     assert any((trained_run / "tensorboard").iterdir())

@@ -13,10 +13,32 @@ from digitread.checkpoint import load_model
 from digitread.data.mnist import load_mnist
 from digitread.data.tensors import images_to_tensor
 from digitread.errors import DataError
+from digitread.eval.calibration import calibration_entry, expected_calibration_error, reliability
 from digitread.eval.metrics import ClassificationMetrics
 from digitread.inference.predictor import DEFAULT_MODEL, resolve_model_dir
 from digitread.models import count_parameters
 from digitread.runtime import predict_logits
+
+
+def calibrate_model(run: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Fit the temperature of an already trained model on its validation split; rewrite its config.json."""
+    from digitread._io import atomic_write_json
+    from digitread.checkpoint import CONFIG_FILE
+
+    model_dir = resolve_model_dir(run)
+    model = load_model(model_dir)
+    train = model.config.get("train", {})
+    data = load_mnist(
+        data_dir,
+        val_size=train.get("data", {}).get("val_size", 5000) or 5000,
+        seed=train.get("train", {}).get("seed", 0),
+    )
+    logits = predict_logits(model, images_to_tensor(data.val.images), 1000, model.config.get("preprocess"))
+    entry = calibration_entry(logits, torch.from_numpy(data.val.labels), f"validation split ({len(data.val)} images)")
+    config = json.loads((model_dir / CONFIG_FILE).read_text())
+    config["calibration"] = entry
+    atomic_write_json(model_dir / CONFIG_FILE, config)
+    return entry
 
 
 def evaluate_model(
@@ -41,9 +63,17 @@ def evaluate_model(
     if dataset is None:
         raise DataError(f"{run} was trained without a validation split; evaluate on --split test")
     x = images_to_tensor(dataset.images)
-    probs = torch.softmax(predict_logits(model, x, 1000, config.get("preprocess")), 1).numpy()
+    logits = predict_logits(model, x, 1000, config.get("preprocess"))
+    temperature = float(config.get("calibration", {}).get("temperature", 1.0))
+    probs = torch.softmax(logits / temperature, 1).numpy()
     metrics = ClassificationMetrics()
     metrics.update(probs, dataset.labels)
+    calibration = {
+        "temperature": temperature,
+        "ece_uncalibrated": expected_calibration_error(torch.softmax(logits, 1).numpy(), dataset.labels),
+        "ece": expected_calibration_error(probs, dataset.labels),
+        "reliability": reliability(probs, dataset.labels),
+    }
     history_file = model_dir / "history.json"
     history = json.loads(history_file.read_text()) if history_file.is_file() else None
     model_info = {
@@ -58,6 +88,12 @@ def evaluate_model(
     else:  # never write into the installed package
         out = Path("reports") / DEFAULT_MODEL if run is None or str(run) == DEFAULT_MODEL else model_dir / "report"
     report = write_report(
-        out, metrics.compute(), metrics.worst_mistakes(32), np.asarray(dataset.images), model_info, split, history
+        out,
+        {**metrics.compute(), "calibration": calibration},
+        metrics.worst_mistakes(32),
+        np.asarray(dataset.images),
+        model_info,
+        split,
+        history,
     )
     return report, out

@@ -88,6 +88,17 @@ def plot_training_curves(history: list[dict[str, Any]], path: Path) -> None:
     _save_figure(fig, path)
 
 
+def plot_reliability(rows: list[dict[str, Any]], path: Path, ece: float) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label="model")
+    ax.set(xlabel="confidence", ylabel="accuracy", title=f"Reliability (ECE {ece:.4f})", xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    _save_figure(fig, path)
+
+
 def _markdown(report: dict[str, Any], pictures: list[str]) -> str:
     m = report["metrics"]
     lines = [
@@ -96,6 +107,14 @@ def _markdown(report: dict[str, Any], pictures: list[str]) -> str:
         f"- model: `{report['model']['path']}` ({report['model']['parameters']:,} parameters)",
         f"- images: {m['count']:,}; accuracy **{m['accuracy']:.2%}** ({m['errors']} errors)",
         f"- macro precision {m['macro_precision']:.4f}, recall {m['macro_recall']:.4f}, F1 {m['macro_f1']:.4f}",
+    ]
+    if "calibration" in m:
+        c = m["calibration"]
+        lines.append(
+            f"- calibration: temperature {c['temperature']:.3f}; expected calibration error {c['ece']:.4f} "
+            f"(without the temperature {c['ece_uncalibrated']:.4f})"
+        )
+    lines += [
         "",
         "| digit | precision | recall | F1 | support |",
         "|---|---|---|---|---|",
@@ -136,6 +155,9 @@ def write_report(
     plot_confusion(matrix, out / "confusion_matrix.png", f"{model_info['arch']} on {split}: {metrics['accuracy']:.2%}")
     plot_mistakes(images, mistakes, out / "mistakes.png")
     pictures = ["confusion_matrix.png", "mistakes.png"]
+    if "calibration" in metrics:
+        plot_reliability(metrics["calibration"]["reliability"], out / "reliability.png", metrics["calibration"]["ece"])
+        pictures.append("reliability.png")
     if history:
         plot_training_curves(history, out / "training_curves.png")
         pictures.append("training_curves.png")

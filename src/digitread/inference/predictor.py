@@ -40,6 +40,8 @@ class DigitClassifier:
         self.model = prepare_model(model, self.device).eval()
         self.config = getattr(model, "config", {})
         self.preprocess = self.config.get("preprocess")
+        # Temperature scaling fitted on held-out data when the model was trained (1.0: uncalibrated).
+        self.temperature = float(self.config.get("calibration", {}).get("temperature", 1.0))
         self.batch_size = batch_size
 
     @classmethod
@@ -50,7 +52,7 @@ class DigitClassifier:
         """Class probabilities (N, 10) for uint8 MNIST-style digits (N, 28, 28), white on black."""
         x = images_to_tensor(np.asarray(digits, dtype=np.uint8).reshape(-1, 28, 28))
         logits = predict_logits(self.model, x, self.batch_size, self.preprocess)
-        return torch.softmax(logits, dim=1).numpy()
+        return torch.softmax(logits / self.temperature, dim=1).numpy()
 
     def prepare(self, image: ImageInput, name: str | None = None) -> np.ndarray:
         """The 28x28 field the network sees for ``image`` (for inspection and tests)."""

@@ -16,3 +16,89 @@ class DigitPrediction:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class DigitReading:
+    """One character of a reading: a digit, or a '.', ',' or '-' mark; ``box`` is (x, y, w, h) in the image."""
+
+    char: str
+    confidence: float
+    box: tuple[int, int, int, int]
+    alternatives: list[tuple[str, float]]
+    uncertain: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "char": self.char,
+            "confidence": round(self.confidence, 4),
+            "box": list(self.box),
+            "alternatives": [[c, round(p, 4)] for c, p in self.alternatives],
+            "uncertain": self.uncertain,
+        }
+
+
+def parse_value(text: str) -> int | float | None:
+    """The number ``text`` spells ('-12.5' -> -12.5, '0042' -> 42), or None when it spells none."""
+    cleaned = text.replace(",", ".")
+    if cleaned.count(".") > 1:
+        cleaned = cleaned.replace(".", "")  # thousands separators: 1.250.000
+    try:
+        return float(cleaned) if "." in cleaned else int(cleaned)
+    except ValueError:
+        return None
+
+
+@dataclass
+class LineReading:
+    """One line of characters, read left to right."""
+
+    text: str
+    confidence: float
+    box: tuple[int, int, int, int]
+    digits: list[DigitReading]
+
+    @property
+    def value(self) -> int | float | None:
+        return parse_value(self.text)
+
+    def to_dict(self) -> dict:
+        return {
+            "text": self.text,
+            "value": self.value,
+            "confidence": round(self.confidence, 4),
+            "box": list(self.box),
+            "digits": [d.to_dict() for d in self.digits],
+        }
+
+
+@dataclass
+class Reading:
+    """What was read in one image: ``text`` joins the lines with newlines; ``value`` is the number when
+    there is exactly one line; ``confidence`` is the chance every digit is right (their product)."""
+
+    text: str
+    value: int | float | None
+    confidence: float
+    digits: list[DigitReading]
+    lines: list[LineReading]
+    source: str | None = None
+
+    @classmethod
+    def from_lines(cls, lines: list[LineReading], source: str | None = None) -> Reading:
+        digits = [d for line in lines for d in line.digits]
+        confidence = 1.0
+        for line in lines:
+            confidence *= line.confidence
+        value = lines[0].value if len(lines) == 1 else None
+        return cls("\n".join(line.text for line in lines), value, confidence if lines else 0.0, digits, lines, source)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "text": self.text,
+            "value": self.value,
+            "confidence": round(self.confidence, 4),
+            "digits": [d.to_dict() for d in self.digits],
+            "lines": [line.to_dict() for line in self.lines],
+        }

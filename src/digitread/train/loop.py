@@ -27,6 +27,7 @@ from digitread.data.augment import random_affine
 from digitread.data.mnist import MnistData
 from digitread.data.tensors import images_to_tensor, normalize
 from digitread.errors import DigitreadError
+from digitread.eval.calibration import calibration_entry
 from digitread.runtime import autocast, has_conv, pick_device, predict_logits, prepare_model, set_threads, use_bf16
 from digitread.train.logging import NullLogger
 from digitread.train.optim import build_optimizer, build_schedule
@@ -221,8 +222,11 @@ def fit(
         "train_seconds": round(train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
     }
+    calibration = None
     if x_val is not None:
         metrics["val_accuracy"] = best_acc
+        val_logits = predict_logits(model, x_val, tc.eval_batch_size).cpu()
+        calibration = calibration_entry(val_logits, y_val, f"validation split ({len(y_val)} images)")
     x_test = images_to_tensor(data.test.images)
     metrics["test_accuracy"], metrics["test_loss"] = _accuracy_and_loss(
         model, x_test, torch.from_numpy(data.test.labels), tc.eval_batch_size, bf16=False
@@ -233,7 +237,7 @@ def fit(
         out_dir,
         metrics=metrics,
         dataset={"name": "mnist", "checksums": data.checksums, "train_images": n, "val_images": len(data.val or [])},
-        extra={"train": cfg.to_dict()},
+        extra={"train": cfg.to_dict(), **({"calibration": calibration} if calibration else {})},
     )
     logger.message(
         f"test accuracy {metrics['test_accuracy']:.4f} after {len(history)} epochs, "

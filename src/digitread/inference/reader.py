@@ -1,0 +1,171 @@
+"""DigitReader: an image with a handwritten number in, a Reading out.
+
+load_image -> prepare (polarity, lighting, binarise, lines) -> segment (components, strokes,
+lines, marks) -> normalise each piece MNIST-style -> classify all pieces of all images in one
+batch -> choose how to cut touching digits -> assemble the Reading
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digitread.errors import ImageError
+from digitread.inference.io import ImageInput, load_image
+from digitread.inference.normalize import fit_digit, thicken_strokes
+from digitread.inference.predictor import DigitClassifier
+from digitread.inference.preprocess import Prepared, prepare
+from digitread.inference.results import DigitReading, LineReading, Reading
+from digitread.inference.segment import Line, Piece, segment, split_candidates
+
+# A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
+SPLIT_ASPECT = 1.0
+# Expected width of one digit, as a share of the line height, when guessing how many digits touch.
+DIGIT_WIDTH = 0.62
+MAX_PARTS = 4
+
+
+@dataclass
+class _Option:
+    """One way to read a piece: as these sub-pieces, each a row in the batch of fields."""
+
+    pieces: list[Piece]
+    rows: list[int]
+
+
+class DigitReader:
+    """Read handwritten numbers from photos and scans.
+
+    >>> reader = DigitReader.from_pretrained()  # the model shipped in the package
+    >>> reading = reader.read("meter.jpg")  # doctest: +SKIP
+    >>> reading.text, reading.value, reading.confidence  # doctest: +SKIP
+    ('4096', 4096, 0.97)
+    """
+
+    def __init__(self, classifier: DigitClassifier, min_confidence: float = 0.5):
+        self.classifier = classifier
+        self.min_confidence = min_confidence
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> DigitReader:
+        return cls(DigitClassifier.from_pretrained(path, device=device), **kwargs)
+
+    def read(self, image: ImageInput, name: str | None = None) -> Reading:
+        return self.read_many([image], [name])[0]
+
+    def read_many(self, images: Sequence[ImageInput], names: Sequence[str | None] | None = None) -> list[Reading]:
+        """Read several images; the classifier runs once over the pieces of all of them."""
+        names = list(names) if names is not None else [None] * len(images)
+        fields: list[np.ndarray] = []
+        plans = []
+        for image, name in zip(images, names, strict=True):
+            gray = load_image(image, name)
+            prepared = prepare(gray)
+            lines = segment(prepared.mask)
+            plans.append((prepared, [self._plan_line(line, prepared, fields) for line in lines]))
+        probs = self.classifier.probabilities(np.stack(fields)) if fields else np.zeros((0, 10), np.float32)
+        return [
+            Reading.from_lines([self._assemble(line, plan, probs, prepared) for line, plan in line_plans], name)
+            for (prepared, line_plans), name in zip(plans, names, strict=True)
+        ]
+
+    # ---- planning: every field any option needs goes into one batch ----
+
+    def _field(self, piece: Piece, prepared: Prepared) -> np.ndarray:
+        crop = prepared.ink[piece.y : piece.y2, piece.x : piece.x2].astype(np.float32)
+        crop = np.where(piece.mask > 0, np.maximum(crop, 1), 0)
+        top = crop.max()
+        crop = (crop * (255.0 / top)).astype(np.uint8) if top > 0 else piece.mask
+        try:
+            return thicken_strokes(fit_digit(crop))
+        except ImageError:
+            return np.zeros((28, 28), np.uint8)
+
+    def _plan_line(self, line: Line, prepared: Prepared, fields: list[np.ndarray]) -> tuple[Line, list]:
+        def add(pieces: list[Piece]) -> _Option:
+            rows = []
+            for p in pieces:
+                rows.append(len(fields))
+                fields.append(self._field(p, prepared))
+            return _Option(pieces, rows)
+
+        plan = []
+        for piece in line.pieces:
+            if piece.kind != "digit":
+                plan.append((piece, []))
+                continue
+            options = [add([piece])]
+            if piece.w > SPLIT_ASPECT * piece.h or piece.w > 1.1 * line.height:
+                expected = piece.w / (DIGIT_WIDTH * line.height)
+                for parts in range(2, min(MAX_PARTS, math.ceil(expected) + 1) + 1):
+                    options.extend(add(c) for c in split_candidates(piece, parts))
+            plan.append((piece, options))
+        return line, plan
+
+    # ---- assembling: pick the best option per piece, then marks and text ----
+
+    def _choose(self, options: list[_Option], probs: np.ndarray, piece: Piece, height: float) -> _Option:
+        expected = max(1.0, piece.w / (DIGIT_WIDTH * height))
+
+        def score(option: _Option) -> float:
+            confidence = np.log(probs[option.rows].max(axis=1) + 1e-6).mean()
+            return confidence - 0.35 * abs(len(option.pieces) - expected)
+
+        return max(options, key=score)
+
+    def _digit(self, piece: Piece, p: np.ndarray, prepared: Prepared) -> DigitReading:
+        order = np.argsort(-p)
+        best = int(order[0])
+        alternatives = [(str(int(c)), float(p[c])) for c in order[1:3]]
+        return DigitReading(
+            str(best),
+            float(p[best]),
+            prepared.to_original(piece.x, piece.y, piece.w, piece.h),
+            alternatives,
+            uncertain=float(p[best]) < self.min_confidence,
+        )
+
+    def _assemble(self, line: Line, plan, probs: np.ndarray, prepared: Prepared) -> LineReading:
+        items: list[DigitReading | tuple[str, Piece]] = []
+        for piece, options in plan:
+            if not options:
+                items.append((piece.kind, piece))
+                continue
+            chosen = self._choose(options, probs, piece, line.height)
+            items.extend(
+                self._digit(p, probs[row], prepared) for p, row in zip(chosen.pieces, chosen.rows, strict=True)
+            )
+        chars = _with_marks(items, line, prepared)
+        digits = [c for c in chars if c.char.isdigit()]
+        confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
+        x = min(c.box[0] for c in chars)
+        y = min(c.box[1] for c in chars)
+        x2 = max(c.box[0] + c.box[2] for c in chars)
+        y2 = max(c.box[1] + c.box[3] for c in chars)
+        return LineReading("".join(c.char for c in chars), confidence, (x, y, x2 - x, y2 - y), chars)
+
+
+def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReading]:
+    """Keep a leading minus and decimal points between digits; drop every other mark (trailing dashes,
+    '=' and '/-' after amounts, stray dots)."""
+    digit_idx = [i for i, it in enumerate(items) if isinstance(it, DigitReading)]
+    if not digit_idx:
+        return []
+    first, last = digit_idx[0], digit_idx[-1]
+    out: list[DigitReading] = []
+    for i, it in enumerate(items):
+        if isinstance(it, DigitReading):
+            out.append(it)
+            continue
+        kind, piece = it
+        if kind == "dash" and i < first and i == first - 1:
+            out.append(DigitReading("-", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
+        elif kind == "dot" and first < i < last and (out and out[-1].char.isdigit()):
+            baseline = np.median([p.y2 for p in line.pieces if p.kind == "digit"])
+            if piece.cy > baseline - 0.35 * line.height:  # a point sits low, near the baseline
+                out.append(DigitReading(".", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
+    return out

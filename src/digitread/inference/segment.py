@@ -1,0 +1,182 @@
+"""Find the characters in an ink mask: components, merged strokes, lines, marks, and split candidates.
+
+Works on the binary mask from ``preprocess`` and returns boxes plus pixel masks; deciding what each
+piece is (and where to cut touching digits) is left to the reader, which has the classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Piece:
+    """A candidate character: its box (x, y, w, h) in working coordinates and its own ink mask (h, w)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    mask: np.ndarray
+    kind: str = "digit"  # "digit", or a mark: "dot", "dash"
+
+    @property
+    def x2(self) -> int:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> int:
+        return self.y + self.h
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+@dataclass
+class Line:
+    pieces: list[Piece] = field(default_factory=list)
+    height: float = 0.0  # typical digit height on this line
+
+
+def _components(mask: np.ndarray) -> list[Piece]:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    pieces = []
+    for i in range(1, count):
+        x, y, w, h, _area = stats[i]
+        pieces.append(Piece(int(x), int(y), int(w), int(h), (labels[y : y + h, x : x + w] == i).astype(np.uint8) * 255))
+    return pieces
+
+
+def _union(a: Piece, b: Piece) -> Piece:
+    x, y = min(a.x, b.x), min(a.y, b.y)
+    x2, y2 = max(a.x2, b.x2), max(a.y2, b.y2)
+    mask = np.zeros((y2 - y, x2 - x), np.uint8)
+    for p in (a, b):
+        region = mask[p.y - y : p.y2 - y, p.x - x : p.x2 - x]
+        np.maximum(region, p.mask, out=region)
+    return Piece(x, y, x2 - x, y2 - y, mask, a.kind)
+
+
+def _x_overlap(a: Piece, b: Piece) -> float:
+    """Horizontal overlap as a share of the narrower piece."""
+    overlap = min(a.x2, b.x2) - max(a.x, b.x)
+    return max(0, overlap) / max(1, min(a.w, b.w))
+
+
+def _y_overlap(a: Piece, b: Piece) -> float:
+    """Vertical overlap as a share of the shorter piece."""
+    overlap = min(a.y2, b.y2) - max(a.y, b.y)
+    return max(0, overlap) / max(1, min(a.h, b.h))
+
+
+def _belong_together(a: Piece, b: Piece, height: float) -> bool:
+    """Stacked (a 5's detached bar over its body, a broken stroke) or a small fragment inside another's
+    columns; two digits side by side overlap vertically almost fully and are left apart."""
+    if _x_overlap(a, b) <= 0.5 or max(a.y2, b.y2) - min(a.y, b.y) > 1.3 * height:
+        return False
+    small, large = (a, b) if a.w * a.h < b.w * b.h else (b, a)
+    return _y_overlap(a, b) < 0.3 or small.mask.sum() < 0.15 * large.mask.sum()
+
+
+def _merge_strokes(pieces: list[Piece], height: float) -> list[Piece]:
+    """Join pieces that belong to one character (see ``_belong_together``)."""
+    merged = True
+    while merged:
+        merged = False
+        pieces.sort(key=lambda p: p.x)
+        for i, a in enumerate(pieces):
+            for j in range(i + 1, len(pieces)):
+                b = pieces[j]
+                if b.x > a.x2:
+                    break
+                if _belong_together(a, b, height):
+                    pieces[i] = _union(a, b)
+                    del pieces[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return pieces
+
+
+def _group_lines(pieces: list[Piece], height: float) -> list[list[Piece]]:
+    """Pieces whose vertical centres lie within about half a digit height share a line."""
+    lines: list[list[Piece]] = []
+    for p in sorted(pieces, key=lambda p: p.cy):
+        for line in lines:
+            centre = np.median([q.cy for q in line if q.h > 0.5 * height] or [q.cy for q in line])
+            if abs(p.cy - centre) < 0.6 * height:
+                line.append(p)
+                break
+        else:
+            lines.append([p])
+    return [sorted(line, key=lambda p: p.x) for line in lines]
+
+
+def segment(mask: np.ndarray) -> list[Line]:
+    """Lines of candidate characters, top to bottom, each left to right."""
+    pieces = _components(mask)
+    if not pieces:
+        return []
+    tallest = max(p.h for p in pieces)
+    # Specks: tiny next to the tallest piece. What is left of the small pieces may be marks.
+    pieces = [p for p in pieces if p.h >= 0.08 * tallest or p.w >= 0.2 * tallest]
+    big = [p.h for p in pieces if p.h >= 0.4 * tallest]
+    height = float(np.median(big)) if big else float(tallest)
+    pieces = _merge_strokes(pieces, height)
+    lines = []
+    for group in _group_lines(pieces, height):
+        tall = [p.h for p in group if p.h >= 0.5 * height]
+        if not tall:
+            continue  # a line of specks and marks only
+        line_height = float(np.median(tall))
+        for p in group:
+            p.kind = _kind(p, line_height)
+        lines.append(Line(group, line_height))
+    return lines
+
+
+def _kind(p: Piece, line_height: float) -> str:
+    if p.h >= 0.45 * line_height:
+        return "digit"
+    if p.w >= 1.5 * p.h and p.w >= 0.25 * line_height:
+        return "dash"
+    return "dot"
+
+
+def split_candidates(piece: Piece, parts: int) -> list[list[Piece]]:
+    """Ways to cut a wide piece into ``parts`` pieces at columns where little ink crosses.
+
+    Around each evenly spaced cut position, the column with the least ink nearby is tried, so a
+    handful of candidates per part count are returned for the classifier to score.
+    """
+    profile = (piece.mask > 0).sum(axis=0).astype(np.float32)
+    smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
+    window = max(2, piece.w // (parts * 3))
+    candidates = []
+    for jitter in (0.0, -0.12, 0.12):
+        cuts = []
+        for k in range(1, parts):
+            centre = int(piece.w * (k / parts + jitter / parts))
+            lo, hi = max(1, centre - window), min(piece.w - 1, centre + window)
+            if hi <= lo:
+                break
+            cuts.append(lo + int(np.argmin(smooth[lo:hi])))
+        if len(cuts) != parts - 1 or len(set(cuts)) != len(cuts):
+            continue
+        edges = [0, *sorted(cuts), piece.w]
+        parts_list = []
+        for a, b in zip(edges, edges[1:], strict=False):
+            sub = piece.mask[:, a:b]
+            rows = np.nonzero(sub.any(axis=1))[0]
+            if b - a < 2 or len(rows) == 0:
+                break
+            top, bottom = int(rows[0]), int(rows[-1]) + 1
+            parts_list.append(Piece(piece.x + a, piece.y + top, b - a, bottom - top, sub[top:bottom].copy()))
+        if len(parts_list) == parts:
+            candidates.append(parts_list)
+    return candidates
