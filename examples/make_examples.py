@@ -1,7 +1,10 @@
-"""Make the example images the README shows: one handwritten-style digit per image, drawn here from
-OpenCV's script font with pen jitter, on paper of varying shade, in varying ink colours and both polarities.
+"""Make the example images the README shows, drawn here from OpenCV's script font with pen jitter, on
+paper of varying shade, in varying ink colours and both polarities (no data set is used):
 
-    python examples/make_examples.py      # rewrites examples/digits/*.png, deterministically
+    examples/digits/digit_N.png     one digit per image, for `digitread predict`
+    examples/numbers/*.png          numbers as people write them on forms, meters and boards
+
+    python examples/make_examples.py      # rewrites both folders, deterministically
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import cv2
 import numpy as np
 
 OUT = Path(__file__).parent / "digits"
+NUMBERS = Path(__file__).parent / "numbers"
 
 
 def draw_digit(digit: int, rng: np.random.Generator, size: int = 96) -> np.ndarray:
@@ -41,13 +45,46 @@ def on_paper(ink: np.ndarray, rng: np.random.Generator, dark_board: bool) -> np.
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def draw_number(text: str, rng: np.random.Generator, height: int = 60, ruled: bool = False) -> np.ndarray:
+    """``text`` in script digits, each with its own jitter, on one ink canvas."""
+    font = cv2.FONT_HERSHEY_SCRIPT_SIMPLEX
+    scale = height / 22
+    thickness = int(rng.integers(3, 6))
+    width = int(len(text) * height * 0.9) + 2 * height
+    ink = np.zeros((height * 3, width), np.uint8)
+    x = height
+    for ch in text:
+        (w, _), _ = cv2.getTextSize(ch, font, scale, thickness)
+        y = int(height * 2 + rng.integers(-height // 10, height // 10 + 1))
+        cv2.putText(ink, ch, (x, y), font, scale * rng.uniform(0.9, 1.1), 255, thickness, cv2.LINE_AA)
+        x += w + int(rng.integers(-2, height // 5))
+    ink = ink[:, : x + height]
+    m = cv2.getRotationMatrix2D((ink.shape[1] / 2, ink.shape[0] / 2), rng.uniform(-3, 3), 1.0)
+    m[0, 1] += rng.uniform(-0.15, 0.15)
+    ink = cv2.warpAffine(ink, m, (ink.shape[1], ink.shape[0]))
+    if ruled:
+        cv2.line(ink, (0, int(height * 2.2)), (ink.shape[1], int(height * 2.2)), 110, 2)
+    return ink
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2026)
     for digit in range(10):
         image = on_paper(draw_digit(digit, rng), rng, dark_board=digit in (3, 8))
         cv2.imwrite(str(OUT / f"digit_{digit}.png"), image)
-    print(f"wrote 10 images to {OUT}")
+    NUMBERS.mkdir(parents=True, exist_ok=True)
+    numbers = {
+        "meter_4096": ("4096", False, False),
+        "score_87": ("87", False, True),
+        "amount_1250": ("1250", True, False),
+        "temperature_-12.5": ("-12.5", False, False),
+        "form_507318": ("507318", True, False),
+    }
+    for name, (text, ruled, board) in numbers.items():
+        image = on_paper(draw_number(text, rng, ruled=ruled), rng, dark_board=board)
+        cv2.imwrite(str(NUMBERS / f"{name}.png"), image)
+    print(f"wrote 10 images to {OUT} and {len(numbers)} to {NUMBERS}")
 
 
 if __name__ == "__main__":

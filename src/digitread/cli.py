@@ -164,6 +164,78 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_ERROR if failed else 0
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    """Files as given, and the images inside folders (recursively, sorted)."""
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
+        else:
+            files.append(p)
+    return files
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from digitread._io import atomic_write
+    from digitread.errors import ImageError
+    from digitread.inference.annotate import annotate
+    from digitread.inference.io import load_image
+    from digitread.inference.reader import DigitReader
+
+    files = _expand(args.images)
+    if not files:
+        raise DigitreadError(f"no images found in {' '.join(args.images)}")
+    reader = DigitReader.from_pretrained(args.model, min_confidence=args.min_confidence)
+    annotate_dir = Path(args.annotate) if args.annotate else None
+    failed, rows = 0, []
+    bar = tqdm(total=len(files), unit="image", disable=args.quiet or len(files) < 10 or None, file=sys.stderr)
+    for start in range(0, len(files), args.batch):
+        chunk = files[start : start + args.batch]
+        loaded, names = [], []
+        for f in chunk:  # a bad file is reported and skipped; the rest of the batch is still read
+            try:
+                loaded.append(load_image(f, str(f)))
+                names.append(str(f))
+            except ImageError as e:
+                failed += 1
+                bar.write(f"digitread: error: {e}", file=sys.stderr)
+                if args.jsonl or args.json:
+                    rows.append({"source": str(f), "error": str(e)})
+        for gray, name, reading in zip(loaded, names, reader.read_many(loaded, names), strict=True):
+            row = reading.to_dict()
+            if annotate_dir is not None:
+                import cv2
+
+                picture = annotate(gray, reading)
+                ok, png = cv2.imencode(".png", picture)
+                atomic_write(
+                    annotate_dir / f"{Path(name).stem}.png", lambda tmp, png=png: tmp.write_bytes(png.tobytes())
+                )
+            if args.json:
+                rows.append(row)
+            elif args.jsonl:
+                print(json.dumps(row), flush=True)
+            else:
+                uncertain = [str(i) for i, d in enumerate(reading.digits) if d.uncertain]
+                text = reading.text.replace("\n", " / ") or "-"
+                extra = f"  uncertain at {','.join(uncertain)}" if uncertain else ""
+                bar.write(f"{name}  {text}  {reading.confidence:.3f}{extra}", file=sys.stdout)
+        bar.update(len(chunk))
+    bar.close()
+    if args.jsonl:
+        for row in rows:
+            if "error" in row:
+                print(json.dumps(row))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return EXIT_ERROR if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from digitread import __version__
 
@@ -201,6 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["test", "val"], default="test", help="which images (default: test)")
     p.add_argument("--out", help="report folder (default: RUN/report)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "read",
+        help="read the handwritten numbers in photos and scans",
+        description="Read handwritten numbers. Prints 'image  text  confidence' per image; text joins lines "
+        "with ' / '. The exit code is 1 when any file could not be read.",
+    )
+    p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--model", default=None, help="model or run folder (default: the shipped model)")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON array with every detail")
+    out.add_argument("--jsonl", action="store_true", help="one JSON object per image, as each is read")
+    p.add_argument("--annotate", metavar="OUT_DIR", help="write each image with boxes, digits and confidences")
+    p.add_argument("--min-confidence", type=float, default=0.5, help="mark digits below this as uncertain")
+    p.add_argument("--batch", type=int, default=32, help="images classified together")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("predict", help="classify images that each show one digit")
     p.add_argument("run", help="model or run folder ('default': the shipped model)")

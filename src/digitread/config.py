@@ -55,6 +55,10 @@ class TrainConfig:
     )
     threads: int = field(default=0, metadata={"help": "CPU threads for PyTorch (0: one per core)"})
     eval_batch_size: int = field(default=1000, metadata={"help": "images per step when evaluating"})
+    outliers: float = field(
+        default=0.0,
+        metadata={"help": "weight of the loss teaching flat predictions on digit fragments and pairs (0: off)"},
+    )
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard scalars to RUN/tensorboard"})
 
 

@@ -32,6 +32,7 @@ class Prepared:
     mask: np.ndarray  # uint8 0/255, ink after line removal
     scale: float  # working size / original size: divide boxes by it to map back
     inverted: bool  # True when the original had dark ink on a light background
+    original_shape: tuple[int, int] = (0, 0)  # (height, width) of the image given
     shear: float = 0.0  # x_upright = x + shear * (y - shear_y0) + shear_pad, undone by ``to_original``
     shear_y0: float = 0.0
     shear_pad: int = 0
@@ -39,9 +40,15 @@ class Prepared:
     def to_original(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
         """A box in working (upright) coordinates -> (x, y, w, h) in the original image."""
         xs = [xx - self.shear_pad - self.shear * (yy - self.shear_y0) for yy in (y, y + h) for xx in (x, x + w)]
-        x0, x1 = min(xs) / self.scale, max(xs) / self.scale
-        y0, y1 = y / self.scale, (y + h) / self.scale
-        return int(round(x0)), int(round(y0)), max(1, int(round(x1 - x0))), max(1, int(round(y1 - y0)))
+        height, width = self.original_shape
+        x0, x1 = _clip(min(xs) / self.scale, width), _clip(max(xs) / self.scale, width)
+        y0, y1 = _clip(y / self.scale, height), _clip((y + h) / self.scale, height)
+        return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
+
+def _clip(value: float, limit: int) -> int:
+    """Round and keep inside [0, limit - 1] so every box lies inside the image."""
+    return int(min(max(round(value), 0), max(limit - 1, 0)))
 
 
 def _working_size(gray: np.ndarray) -> tuple[np.ndarray, float]:
@@ -113,7 +120,7 @@ def prepare(gray: np.ndarray) -> Prepared:
     flat = cv2.morphologyEx(ink, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     flat = cv2.GaussianBlur(flat, (3, 3), 0)
     if int(flat.max()) < MIN_CONTRAST:
-        return Prepared(flat, np.zeros_like(flat), scale, inverted)
+        return Prepared(flat, np.zeros_like(flat), scale, inverted, gray.shape)
     threshold, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     threshold = max(threshold, MIN_CONTRAST * 0.6)
     mask = np.where(flat > threshold, 255, 0).astype(np.uint8)
@@ -122,8 +129,8 @@ def prepare(gray: np.ndarray) -> Prepared:
     mask = remove_lines(mask, min_width=max(25, int(0.4 * w)), min_height=max(25, int(0.85 * h)))
     s = estimate_slant(mask)
     if s == 0.0:
-        return Prepared(flat, mask, scale, inverted)
+        return Prepared(flat, mask, scale, inverted, gray.shape)
     y0 = h / 2
     mask, pad = _shear(mask, s, y0, cv2.INTER_NEAREST)
     flat, _ = _shear(flat, s, y0, cv2.INTER_LINEAR)
-    return Prepared(flat, mask, scale, inverted, shear=s, shear_y0=y0, shear_pad=pad)
+    return Prepared(flat, mask, scale, inverted, gray.shape, shear=s, shear_y0=y0, shear_pad=pad)

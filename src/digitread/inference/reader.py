@@ -16,7 +16,7 @@ import numpy as np
 
 from digitread.errors import ImageError
 from digitread.inference.io import ImageInput, load_image
-from digitread.inference.normalize import fit_digit, thicken_strokes
+from digitread.inference.normalize import fit_digit, saturate_ink, thicken_strokes
 from digitread.inference.predictor import DigitClassifier
 from digitread.inference.preprocess import Prepared, prepare
 from digitread.inference.results import DigitReading, LineReading, Reading
@@ -27,6 +27,10 @@ SPLIT_ASPECT = 1.0
 # Expected width of one digit, as a share of the line height, when guessing how many digits touch.
 DIGIT_WIDTH = 0.62
 MAX_PARTS = 4
+# Splitting: a piece narrower than KEEP_WHOLE digit widths that reads well whole stays whole; otherwise
+# each cut is scored by the classifier and a Gaussian prior (spread COUNT_SPREAD) on the digit count.
+KEEP_WHOLE = 1.15
+COUNT_SPREAD = 0.8
 
 
 @dataclass
@@ -76,10 +80,8 @@ class DigitReader:
     # ---- planning: every field any option needs goes into one batch ----
 
     def _field(self, piece: Piece, prepared: Prepared) -> np.ndarray:
-        crop = prepared.ink[piece.y : piece.y2, piece.x : piece.x2].astype(np.float32)
-        crop = np.where(piece.mask > 0, np.maximum(crop, 1), 0)
-        top = crop.max()
-        crop = (crop * (255.0 / top)).astype(np.uint8) if top > 0 else piece.mask
+        crop = prepared.ink[piece.y : piece.y2, piece.x : piece.x2]
+        crop = saturate_ink(np.where(piece.mask > 0, np.maximum(crop, 1), 0).astype(np.uint8))
         try:
             return thicken_strokes(fit_digit(crop))
         except ImageError:
@@ -108,12 +110,19 @@ class DigitReader:
 
     # ---- assembling: pick the best option per piece, then marks and text ----
 
-    def _choose(self, options: list[_Option], probs: np.ndarray, piece: Piece, height: float) -> _Option:
-        expected = max(1.0, piece.w / (DIGIT_WIDTH * height))
+    def _choose(self, options: list[_Option], probs: np.ndarray, piece: Piece, digit_width: float) -> _Option:
+        """Keep a piece whole unless it is much wider than one digit of this writer or reads badly whole;
+        otherwise weigh each cut by how likely its digits are (the classifier) and how likely that many
+        digits are at this width (a prior): the classifier alone is too happy with fragments."""
+        expected = piece.w / digit_width
+        whole = options[0]
+        if len(options) == 1 or (expected < KEEP_WHOLE and probs[whole.rows[0]].max() >= 0.5):
+            return whole
 
         def score(option: _Option) -> float:
-            confidence = np.log(probs[option.rows].max(axis=1) + 1e-6).mean()
-            return confidence - 0.35 * abs(len(option.pieces) - expected)
+            k = len(option.pieces)
+            likelihood = float(np.log(probs[option.rows].max(axis=1) + 1e-6).sum())
+            return likelihood - (k - expected) ** 2 / (2 * COUNT_SPREAD**2 * max(1.0, expected))
 
         return max(options, key=score)
 
@@ -135,7 +144,7 @@ class DigitReader:
             if not options:
                 items.append((piece.kind, piece))
                 continue
-            chosen = self._choose(options, probs, piece, line.height)
+            chosen = self._choose(options, probs, piece, _digit_width(line))
             items.extend(
                 self._digit(p, probs[row], prepared) for p, row in zip(chosen.pieces, chosen.rows, strict=True)
             )
@@ -147,6 +156,12 @@ class DigitReader:
         x2 = max(c.box[0] + c.box[2] for c in chars)
         y2 = max(c.box[1] + c.box[3] for c in chars)
         return LineReading("".join(c.char for c in chars), confidence, (x, y, x2 - x, y2 - y), chars)
+
+
+def _digit_width(line: Line) -> float:
+    """This writer's width of one digit: the median width of the line's pieces that are not wide."""
+    widths = [p.w for p in line.pieces if p.kind == "digit" and 0.35 * p.h <= p.w <= 0.9 * p.h]  # not 1s, not pairs
+    return float(np.median(widths)) if len(widths) >= 2 else DIGIT_WIDTH * line.height
 
 
 def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReading]:

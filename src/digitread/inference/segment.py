@@ -158,7 +158,8 @@ def split_candidates(piece: Piece, parts: int) -> list[list[Piece]]:
     smooth = np.convolve(profile, np.ones(3) / 3, mode="same")
     window = max(2, piece.w // (parts * 3))
     candidates = []
-    for jitter in (0.0, -0.12, 0.12):
+    seen: set[tuple[int, ...]] = set()
+    for jitter in (0.0, -0.2, 0.2, -0.1, 0.1):
         cuts = []
         for k in range(1, parts):
             centre = int(piece.w * (k / parts + jitter / parts))
@@ -166,9 +167,11 @@ def split_candidates(piece: Piece, parts: int) -> list[list[Piece]]:
             if hi <= lo:
                 break
             cuts.append(lo + int(np.argmin(smooth[lo:hi])))
-        if len(cuts) != parts - 1 or len(set(cuts)) != len(cuts):
+        key = tuple(sorted(cuts))
+        if len(cuts) != parts - 1 or len(set(cuts)) != len(cuts) or key in seen:
             continue
-        edges = [0, *sorted(cuts), piece.w]
+        seen.add(key)
+        edges = [0, *key, piece.w]
         parts_list = []
         for a, b in zip(edges, edges[1:], strict=False):
             sub = piece.mask[:, a:b]

@@ -25,6 +25,7 @@ from digitread.checkpoint import load_checkpoint, save_checkpoint, save_model
 from digitread.config import RunConfig
 from digitread.data.augment import random_affine
 from digitread.data.mnist import MnistData
+from digitread.data.outliers import make_outliers
 from digitread.data.tensors import images_to_tensor, normalize
 from digitread.errors import DigitreadError
 from digitread.eval.calibration import calibration_entry
@@ -111,6 +112,10 @@ def fit(
     x_val = images_to_tensor(data.val.images) if data.val is not None else None
     y_val = torch.from_numpy(data.val.labels) if data.val is not None else None
 
+    x_outliers = None
+    if tc.outliers > 0:
+        # A quarter-batch of fragments and pairs of training digits rides along with every batch.
+        x_outliers = images_to_tensor(make_outliers(data.train.images, 20000, seed=tc.seed)).to(dev)
     optimizer = build_optimizer(model, tc)
     schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
@@ -147,6 +152,11 @@ def fit(
         for i in range(steps_per_epoch):
             idx = order[i * batch : (i + 1) * batch]
             xb = x_train[idx].float().div_(255.0)  # (B, 1, 28, 28) in 0-1
+            n_out = 0
+            if x_outliers is not None:
+                n_out = len(idx) // 4
+                pick = torch.randint(0, len(x_outliers), (n_out,), generator=gen).to(dev)
+                xb = torch.cat([xb, x_outliers[pick].float().div_(255.0)])  # (B + B/4, 1, 28, 28)
             if ac.enabled:
                 xb = random_affine(xb, ac, gen)
             xb = normalize(xb, preprocess)
@@ -154,8 +164,14 @@ def fit(
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y_train[idx]
             with autocast(dev, bf16):
-                logits = model(xb)  # (B, 10)
-            loss = loss_fn(logits.float(), yb)
+                logits = model(xb).float()  # (B [+ B/4 outliers], 10)
+            if n_out:
+                # Outlier exposure: cross-entropy to the uniform distribution on the fragments.
+                outlier_loss = -torch.log_softmax(logits[-n_out:], dim=1).mean()
+                logits = logits[:-n_out]
+                loss = loss_fn(logits, yb) + tc.outliers * outlier_loss
+            else:
+                loss = loss_fn(logits, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,0 +1,135 @@
+"""Benchmark of the reader: whole numbers read exactly, on generated photos and on real scans, and speed.
+
+    python bench/reading.py                         # writes bench/results/reading.json
+    python bench/reading.py --failures reports/     # also pictures of the worst real-scan failures
+
+Generated photos are composed from MNIST *test* digits (data/synth.py, seeded). The real scans in
+../shared/data/realdev are only measured: never trained, fitted or calibrated on, and no picture made
+from them is committed (the failure pictures go to a folder git ignores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import machine  # noqa: E402
+
+from digitread._io import atomic_write_json  # noqa: E402
+from digitread.data.mnist import load_mnist  # noqa: E402
+from digitread.data.synth import compose_number, make_numbers  # noqa: E402
+from digitread.eval.reading import digits_only, score_readings  # noqa: E402
+from digitread.inference.annotate import annotate  # noqa: E402
+from digitread.inference.io import load_image  # noqa: E402
+from digitread.inference.reader import DigitReader  # noqa: E402
+
+REALDEV = Path(__file__).parents[1] / ".." / "shared" / "data" / "realdev"
+
+
+def bench_synthetic(reader: DigitReader, count: int) -> dict:
+    data = load_mnist(val_size=0)
+    samples = make_numbers(data.test.images, data.test.labels, count, seed=2026)
+    t0 = time.perf_counter()
+    readings = reader.read_many([image for image, _ in samples])
+    seconds = time.perf_counter() - t0
+    predicted, expected = [r.text for r in readings], [text for _, text in samples]
+    return {
+        "images": count,
+        "digits_per_image": "4-8",
+        "with_marks": score_readings(predicted, expected),
+        "digits_only": score_readings([digits_only(p) for p in predicted], [digits_only(e) for e in expected]),
+        "ms_per_image": round(seconds / count * 1000, 2),
+    }
+
+
+def bench_realdev(reader: DigitReader, name: str, failures: Path | None) -> dict | None:
+    folder = REALDEV / name
+    if not (folder / "labels.csv").is_file():
+        return None
+    with open(folder / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    paths = [folder / "images" / row["file"] for row in rows]
+    readings = reader.read_many(paths, [row["file"] for row in rows])
+    predicted = [digits_only(r.text) for r in readings]
+    expected = [row["label"] for row in rows]
+    result = score_readings(predicted, expected)
+    if failures is not None:
+        wrong = [
+            (r, p, row) for r, p, row in zip(readings, paths, rows, strict=True) if digits_only(r.text) != row["label"]
+        ]
+        wrong.sort(key=lambda item: -item[0].confidence)  # confident failures first: the worst kind
+        tiles = []
+        for reading, path, row in wrong[:16]:
+            picture = annotate(load_image(path), reading, min_side=160)
+            picture = cv2.resize(picture, (480, int(480 * picture.shape[0] / picture.shape[1])))
+            label = f"{row['label']} -> {digits_only(reading.text) or '(nothing)'} ({reading.confidence:.2f})"
+            cv2.putText(picture, label, (5, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 0, 0), 2)
+            tiles.append(picture)
+        if tiles:
+            failures.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(failures / f"worst_failures_{name}.png"), np.vstack(tiles))
+    return result
+
+
+def bench_photo_speed(reader: DigitReader, repeats: int = 20) -> dict:
+    """A 1280x960 photo with a 6-digit number on it, read end to end (decode excluded)."""
+    data = load_mnist(val_size=0)
+    rng = np.random.default_rng(7)
+    from digitread.data.synth import SynthConfig
+
+    image, text = compose_number(
+        data.test.images, data.test.labels, rng, SynthConfig(min_digits=6, max_digits=6, decimal_point=0, minus=0)
+    )
+    photo = np.full((960, 1280, 3), np.median(image, axis=(0, 1)), np.uint8)
+    scale = 1000 / image.shape[1]
+    small = cv2.resize(image, None, fx=scale, fy=scale)
+    photo[300 : 300 + small.shape[0], 140 : 140 + small.shape[1]] = small
+    gray = load_image(photo)
+    reader.read(gray)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        reading = reader.read(gray)
+        times.append(time.perf_counter() - t0)
+    return {
+        "size": "1280x960",
+        "digits": 6,
+        "median_ms": round(statistics.median(times) * 1000, 2),
+        "read_correctly": reading.text == text,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="bench/results", help="folder for reading.json")
+    parser.add_argument("--count", type=int, default=1000, help="generated photos")
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--failures", type=Path, default=None, help="write pictures of the worst real failures here")
+    args = parser.parse_args()
+    reader = DigitReader.from_pretrained(args.model)
+    result = {
+        "model": args.model or "default",
+        "synthetic": bench_synthetic(reader, args.count),
+        "realdev": {name: bench_realdev(reader, name, args.failures) for name in ("orand_car_a", "danish_rowid")},
+        "photo": bench_photo_speed(reader),
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/reading.py",
+    }
+    atomic_write_json(Path(args.out) / "reading.json", result)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from digitread.cli import main
+from digitread.eval.reading import edit_distance, score_readings
+from digitread.inference.reader import DigitReader
+from digitread.inference.results import parse_value
+
+NUMBERS = sorted((Path(__file__).parents[1] / "examples" / "numbers").glob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return DigitReader.from_pretrained()
+
+
+def _expected(path: Path) -> str:
+    return path.stem.split("_", 1)[1]
+
+
+def test_the_example_numbers_are_read_exactly(reader):
+    readings = reader.read_many(NUMBERS)
+    assert [r.text for r in readings] == [_expected(p) for p in NUMBERS]
+    assert readings[[p.stem for p in NUMBERS].index("temperature_-12.5")].value == -12.5
+
+
+def test_reading_is_well_formed_and_json_ready(reader):
+    image = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
+    reading = reader.read(image)
+    data = json.loads(json.dumps(reading.to_dict()))
+    assert data["text"] == reading.text and len(data["lines"]) == 1
+    h, w = image.shape
+    for d in reading.digits:
+        x, y, bw, bh = d.box
+        assert 0 <= d.confidence <= 1
+        assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h, d.box
+        assert all(c.isdigit() for c, _ in d.alternatives)
+
+
+def test_light_ink_on_a_dark_board_reads_like_dark_ink_on_paper(reader):
+    image = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
+    assert reader.read(255 - image).text == reader.read(image).text
+
+
+def test_a_blank_page_gives_an_empty_reading(reader):
+    for blank in (np.full((200, 300), 230, np.uint8), np.random.default_rng(0).normal(200, 3, (200, 300))):
+        reading = reader.read(np.clip(blank, 0, 255).astype(np.uint8))
+        assert reading.text == "" and reading.value is None and reading.digits == []
+
+
+def test_two_lines_are_read_as_two_numbers(reader):
+    top = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
+    bottom = cv2.imread(str(NUMBERS[1]), cv2.IMREAD_GRAYSCALE)
+    width = max(top.shape[1], bottom.shape[1])
+    page = np.vstack(
+        [np.pad(im, ((0, 0), (0, width - im.shape[1])), constant_values=int(np.median(im))) for im in (top, bottom)]
+    )
+    reading = reader.read(page)
+    assert [line.text for line in reading.lines] == [_expected(NUMBERS[0]), _expected(NUMBERS[1])]
+    assert reading.value is None and reading.text == "\n".join(line.text for line in reading.lines)
+
+
+def test_read_many_matches_one_by_one(reader):
+    together = [r.text for r in reader.read_many(NUMBERS[:3])]
+    assert together == [reader.read(p).text for p in NUMBERS[:3]]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("4096", 4096), ("-12.5", -12.5), ("0042", 42), ("1.250.000", 1250000), ("", None), ("-", None)]
+)
+def test_values_parse_from_text(text, value):
+    assert parse_value(text) == value
+
+
+def test_scores_count_exact_numbers_and_character_errors():
+    assert edit_distance("1234", "124") == 1 and edit_distance("", "12") == 2
+    score = score_readings(["123", "45"], ["123", "46"])
+    assert score["exact"] == 0.5 and abs(score["char_accuracy"] - 0.8) < 1e-9
+
+
+def test_cli_read_prints_a_line_per_image_and_survives_bad_files(tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    code = main(["read", str(NUMBERS[0]), str(bad), str(NUMBERS[1]), "--annotate", str(tmp_path / "ann")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "bad.jpg" in captured.err and "Traceback" not in captured.err
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split()[1] == _expected(NUMBERS[0])
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == sorted([NUMBERS[0].name, NUMBERS[1].name])
+
+
+def test_cli_read_json_gives_every_detail_for_a_folder(capsys):
+    assert main(["read", str(NUMBERS[0].parent), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(NUMBERS)
+    assert {"text", "value", "confidence", "digits", "lines", "source"} <= set(rows[0])
+    assert {"char", "confidence", "box", "alternatives", "uncertain"} <= set(rows[0]["digits"][0])

@@ -1,0 +1,34 @@
+import numpy as np
+
+from digitread.data.outliers import make_outliers
+from digitread.data.synth import SynthConfig, make_numbers
+
+
+def _digits(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Stand-in digit images (bars of varying width) so these tests need no data set."""
+    rng = np.random.default_rng(0)
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i in range(n):
+        w = int(rng.integers(3, 14))
+        images[i, 4:24, 14 - w // 2 : 14 + w // 2 + 1] = 255
+    return images, np.arange(n) % 10
+
+
+def test_synthetic_numbers_are_seeded_and_labelled():
+    images, labels = _digits()
+    a = make_numbers(images, labels, 5, seed=3)
+    b = make_numbers(images, labels, 5, seed=3)
+    assert all(np.array_equal(x, y) and s == t for (x, s), (y, t) in zip(a, b, strict=True))
+    cfg = SynthConfig(min_digits=4, max_digits=6)
+    for image, text in make_numbers(images, labels, 20, seed=1, cfg=cfg):
+        assert image.ndim == 3 and image.dtype == np.uint8
+        assert 4 <= sum(c.isdigit() for c in text) <= 6
+        assert set(text) <= set("0123456789.-")
+
+
+def test_outliers_are_normalised_fields_of_fragments_and_pairs():
+    images, _ = _digits()
+    out = make_outliers(images, 40, seed=0)
+    assert out.shape == (40, 28, 28) and out.dtype == np.uint8
+    assert (out.reshape(40, -1).max(1) > 0).all()
+    assert np.array_equal(out, make_outliers(images, 40, seed=0))
