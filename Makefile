@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= $(or $(DIGITREAD_DATA),../shared/data/mnist)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/digitread read examples/numbers/
 	$(BIN)/digitread predict default examples/digits/*.png
+
+# Retrain the model shipped in the package (about 6 minutes on 2 cores) and install it.
+model: $(STAMP)
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe reader --out runs/reader --overwrite
+	cp runs/reader/model.safetensors runs/reader/config.json runs/reader/history.json src/digitread/weights/default/
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -30,6 +36,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results
+	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/reading.py --out bench/results --failures reports/failures
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

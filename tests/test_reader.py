@@ -100,3 +100,33 @@ def test_cli_read_json_gives_every_detail_for_a_folder(capsys):
     assert len(rows) == len(NUMBERS)
     assert {"text", "value", "confidence", "digits", "lines", "source"} <= set(rows[0])
     assert {"char", "confidence", "box", "alternatives", "uncertain"} <= set(rows[0]["digits"][0])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 100000), (100000, 1), (3, 5)])
+def test_degenerate_image_sizes_give_a_reading_not_a_crash(reader, shape):
+    image = np.full(shape, 255, np.uint8)
+    image[..., : max(1, shape[-1] // 2)] = 0
+    reading = reader.read(image)
+    assert isinstance(reading.text, str) and 0 <= reading.confidence <= 1
+
+
+def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    from digitread.errors import ImageError
+    from digitread.inference.io import load_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # A valid PNG header claiming 100,000 x 100,000 pixels, with almost no data behind it.
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(ImageError, match="too large|over the limit"):
+        load_image(png)

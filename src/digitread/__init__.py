@@ -7,12 +7,17 @@
 from digitread.checkpoint import load_model, save_model
 from digitread.errors import DigitreadError
 from digitread.inference.predictor import DigitClassifier
+from digitread.inference.reader import DigitReader
+from digitread.inference.results import DigitReading, Reading
 from digitread.models import create_model, list_models
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DigitClassifier",
+    "DigitReader",
+    "DigitReading",
+    "Reading",
     "DigitreadError",
     "__version__",
     "create_model",

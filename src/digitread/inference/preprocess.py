@@ -109,6 +109,23 @@ def estimate_slant(mask: np.ndarray) -> float:
     return float(SHEARS[int(np.argmax(scores))])
 
 
+def _top_hat(ink: np.ndarray, k: int) -> np.ndarray:
+    """``ink`` minus its morphological opening with a ``k``-wide disc (the background without strokes).
+
+    The background is smooth, so for wide kernels it is estimated at a quarter of the resolution and
+    scaled back up: the same result for the strokes at a fraction of the cost on big photos.
+    """
+    factor = 4 if k >= 21 else 1
+    if factor == 1:
+        return cv2.morphologyEx(ink, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    h, w = ink.shape
+    small = cv2.resize(ink, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    ks = max(3, k // factor) | 1
+    background = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks, ks)))
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.subtract(ink, background)
+
+
 def prepare(gray: np.ndarray) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image."""
     work, scale = _working_size(gray)
@@ -117,8 +134,7 @@ def prepare(gray: np.ndarray) -> Prepared:
     h, w = ink.shape
     # The top-hat kernel must be wider than any pen stroke and narrower than lighting changes.
     k = int(np.clip(min(h, w) // 6, 9, 61)) | 1
-    flat = cv2.morphologyEx(ink, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    flat = cv2.GaussianBlur(flat, (3, 3), 0)
+    flat = cv2.GaussianBlur(_top_hat(ink, k), (3, 3), 0)
     if int(flat.max()) < MIN_CONTRAST:
         return Prepared(flat, np.zeros_like(flat), scale, inverted, gray.shape)
     threshold, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)

@@ -50,9 +50,12 @@ class DigitReader:
     ('4096', 4096, 0.97)
     """
 
-    def __init__(self, classifier: DigitClassifier, min_confidence: float = 0.5):
+    def __init__(self, classifier: DigitClassifier, min_confidence: float = 0.5, reject_below: float = 0.25):
+        """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line whose digits'
+        geometric-mean confidence is below it is not a number (text, scribbles, clutter) and is dropped."""
         self.classifier = classifier
         self.min_confidence = min_confidence
+        self.reject_below = reject_below
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> DigitReader:
@@ -72,10 +75,15 @@ class DigitReader:
             lines = segment(prepared.mask)
             plans.append((prepared, [self._plan_line(line, prepared, fields) for line in lines]))
         probs = self.classifier.probabilities(np.stack(fields)) if fields else np.zeros((0, 10), np.float32)
-        return [
-            Reading.from_lines([self._assemble(line, plan, probs, prepared) for line, plan in line_plans], name)
-            for (prepared, line_plans), name in zip(plans, names, strict=True)
-        ]
+        readings = []
+        for (prepared, line_plans), name in zip(plans, names, strict=True):
+            lines = [self._assemble(line, plan, probs, prepared) for line, plan in line_plans]
+            readings.append(Reading.from_lines([line for line in lines if self._is_number(line)], name))
+        return readings
+
+    def _is_number(self, line: LineReading) -> bool:
+        digits = [d.confidence for d in line.digits if d.char.isdigit()]
+        return bool(digits) and float(np.exp(np.mean(np.log(np.maximum(digits, 1e-9))))) >= self.reject_below
 
     # ---- planning: every field any option needs goes into one batch ----
 

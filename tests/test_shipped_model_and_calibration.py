@@ -36,3 +36,12 @@ def test_shipped_model_is_calibrated_on_validation_data():
     calibration = DigitClassifier.from_pretrained().config["calibration"]
     assert calibration["ece_after"] < calibration["ece_before"]
     assert "validation" in calibration["fitted_on"]
+
+
+def test_shipped_model_scores_on_the_mnist_test_set(mnist):
+    from digitread import DigitClassifier
+
+    classifier = DigitClassifier.from_pretrained()
+    accuracy = (classifier.probabilities(mnist.test.images).argmax(1) == mnist.test.labels).mean()
+    assert accuracy >= 0.994, accuracy
+    assert abs(accuracy - classifier.config["metrics"]["test_accuracy"]) < 1e-3
