@@ -13,7 +13,7 @@ def _batch() -> torch.Tensor:
 
 
 def test_affine_augmentation_is_seeded_and_keeps_shape_and_range():
-    cfg = AugmentConfig(rotate=10, translate=0.1, scale=0.1)
+    cfg = AugmentConfig(rotate=10, translate=0.1, scale=0.1, shear=0.3, stroke=0.5)
     a = random_affine(_batch(), cfg, torch.Generator().manual_seed(0))
     b = random_affine(_batch(), cfg, torch.Generator().manual_seed(0))
     c = random_affine(_batch(), cfg, torch.Generator().manual_seed(1))
@@ -25,7 +25,7 @@ def test_affine_augmentation_is_seeded_and_keeps_shape_and_range():
 
 def test_no_augmentation_settings_leave_the_batch_alone():
     x = _batch()
-    cfg = AugmentConfig(rotate=0, translate=0, scale=0, noise=0)
+    cfg = AugmentConfig(rotate=0, translate=0, scale=0, noise=0, shear=0, stroke=0)
     assert not cfg.enabled
     assert torch.equal(random_affine(x, cfg, torch.Generator()), x)
 
@@ -36,6 +36,23 @@ def test_translation_moves_the_ink_by_at_most_the_limit():
     cols = (out[:, 0].sum(1) > 0.5).float()
     centres = (cols * torch.arange(28)).sum(1) / cols.sum(1)
     assert (centres - 13.5).abs().max() <= 0.1 * 28 + 1
+
+
+def test_stroke_augmentation_makes_strokes_thicker_or_thinner():
+    x = _batch()
+    cfg = AugmentConfig(rotate=0, translate=0, scale=0, stroke=1.0)
+    out = random_affine(x, cfg, torch.Generator().manual_seed(0))
+    ink = (out > 0.5).flatten(1).sum(1)
+    original = int((x[0] > 0.5).sum())
+    assert (ink != original).any() and (ink >= original).any()
+
+
+def test_shear_slants_a_vertical_bar():
+    cfg = AugmentConfig(rotate=0, translate=0, scale=0, shear=0.5)
+    out = random_affine(_batch(), cfg, torch.Generator().manual_seed(0))[0, 0]
+    top = (out[9] * torch.arange(28)).sum() / out[9].sum()
+    bottom = (out[18] * torch.arange(28)).sum() / out[18].sum()
+    assert abs(top - bottom) > 1.0  # the bar's centre moves across rows: it leans
 
 
 def test_metrics_match_a_hand_count():

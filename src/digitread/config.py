@@ -26,10 +26,12 @@ class AugmentConfig:
     translate: float = field(default=0.1, metadata={"help": "max shift, as a fraction of the image side"})
     scale: float = field(default=0.1, metadata={"help": "max relative zoom in or out"})
     noise: float = field(default=0.0, metadata={"help": "std of Gaussian pixel noise (pixels in 0-1)"})
+    shear: float = field(default=0.0, metadata={"help": "max horizontal shear (slanted handwriting)"})
+    stroke: float = field(default=0.0, metadata={"help": "share of images drawn thicker or thinner (pen width)"})
 
     @property
     def enabled(self) -> bool:
-        return any((self.rotate, self.translate, self.scale, self.noise))
+        return any((self.rotate, self.translate, self.scale, self.noise, self.shear, self.stroke))
 
 
 @dataclass

@@ -21,7 +21,7 @@ import numpy as np
 
 # Work at a size where a digit is tens of pixels tall: bigger photos are scaled down first (speed),
 # tiny crops scaled up (morphology needs a few pixels per stroke).
-MAX_SIDE = 1600
+MAX_SIDE = 1024
 MIN_SIDE = 64
 MIN_CONTRAST = 24  # grey levels between ink and paper below which nothing is called ink
 

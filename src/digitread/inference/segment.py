@@ -159,7 +159,7 @@ def split_candidates(piece: Piece, parts: int) -> list[list[Piece]]:
     window = max(2, piece.w // (parts * 3))
     candidates = []
     seen: set[tuple[int, ...]] = set()
-    for jitter in (0.0, -0.2, 0.2, -0.1, 0.1):
+    for jitter in (0.0, -0.15, 0.15):
         cuts = []
         for k in range(1, parts):
             centre = int(piece.w * (k / parts + jitter / parts))
