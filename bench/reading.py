@@ -81,6 +81,35 @@ def bench_realdev(reader: DigitReader, name: str, failures: Path | None) -> dict
     return result
 
 
+def bench_non_digits(reader: DigitReader, per_letter: int = 4) -> dict:
+    """Letters (drawn with OpenCV's script and plain fonts, jittered) must not come back as confident digits.
+
+    Counted as rejected: an empty reading, or every character marked uncertain (below min_confidence).
+    """
+    rng = np.random.default_rng(11)
+    fonts = [cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_COMPLEX_SMALL]
+    letters = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRTUVWXYZ"
+    images = []
+    for ch in letters:
+        for _ in range(per_letter):
+            canvas = np.full((96, 96), int(rng.integers(200, 250)), np.uint8)
+            font = fonts[int(rng.integers(len(fonts)))]
+            cv2.putText(
+                canvas,
+                ch,
+                (int(rng.integers(15, 35)), int(rng.integers(60, 75))),
+                font,
+                float(rng.uniform(1.8, 2.6)),
+                int(rng.integers(20, 60)),
+                int(rng.integers(2, 5)),
+                cv2.LINE_AA,
+            )
+            images.append(canvas)
+    readings = reader.read_many(images)
+    rejected = sum(not r.digits or all(d.uncertain for d in r.digits if d.char.isdigit()) for r in readings)
+    return {"images": len(images), "rejected": rejected / len(images), "min_confidence": reader.min_confidence}
+
+
 def bench_photo_speed(reader: DigitReader, repeats: int = 20) -> dict:
     """A 1280x960 photo with a 6-digit number on it, read end to end (decode excluded)."""
     data = load_mnist(val_size=0)
@@ -121,6 +150,7 @@ def main() -> int:
         "model": args.model or "default",
         "synthetic": bench_synthetic(reader, args.count),
         "realdev": {name: bench_realdev(reader, name, args.failures) for name in ("orand_car_a", "danish_rowid")},
+        "non_digits": bench_non_digits(reader),
         "photo": bench_photo_speed(reader),
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
