@@ -22,7 +22,7 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, mnist_path):
-    """A real, short run of cnn_small on MNIST through the CLI."""
+    """A real, short run of cnn_small on MNIST through the CLI (one epoch, onecycle)."""
     out = tmp_path_factory.mktemp("run") / "cnn_small"
     code = main(
         ["train", "--recipe", "smoke", "--out", str(out), "--data-dir", str(mnist_path), "--quiet", "--tensorboard"]
@@ -132,3 +132,18 @@ def test_corrupt_data_file_is_named(tmp_path, mnist_path):
     assert result.returncode == 1
     assert "t10k-labels-idx1-ubyte.gz: corrupt or truncated gzip" in result.stderr
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_resume_keeps_the_saved_settings(trained_run, capsys):
+    assert main(["train", "--out", str(trained_run), "--resume", "--lr", "0.5"]) == 1
+    assert "drop lr" in capsys.readouterr().err
+    assert main(["train", "--out", str(trained_run), "--resume", "--epochs", "3"]) == 1
+    assert "cannot extend" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = _run("read", str(EXAMPLES[0]), "--annotate", str(blocker))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

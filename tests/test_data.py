@@ -50,7 +50,11 @@ def test_lookup_order_is_argument_then_variable_then_cache(tiny_dataset, tmp_pat
     monkeypatch.setenv("DIGITREAD_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("DIGITREAD_DATA", str(folder))
     assert locate(spec, download=False) == folder
-    assert locate(spec, folder) == folder
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in spec.files():
+        (other / f.name).write_bytes((folder / f.name).read_bytes())
+    assert locate(spec, other) == other  # the argument wins over the variable
     monkeypatch.delenv("DIGITREAD_DATA")
     cache = tmp_path / "cache" / "mnist"
     cache.mkdir(parents=True)
@@ -67,6 +71,13 @@ def test_offline_without_data_says_how_to_point_at_local_files(tiny_dataset, tmp
     monkeypatch.setattr(mnist_module.time, "sleep", lambda s: None)
     with pytest.raises(DataError, match="--data-dir DIR or set DIGITREAD_DATA"):
         locate(dead)
+
+
+@pytest.mark.parametrize("val_size", [5, 591])
+def test_a_validation_split_too_small_or_too_large_is_refused(tiny_dataset, val_size):
+    folder, spec = tiny_dataset
+    with pytest.raises(DataError, match="validation size"):
+        load_mnist(folder, val_size=val_size, spec=spec)
 
 
 def test_missing_data_folder_and_missing_files_are_named(tmp_path):

@@ -91,7 +91,8 @@ def test_cli_read_prints_a_line_per_image_and_survives_bad_files(tmp_path, capsy
     assert "bad.jpg" in captured.err and "Traceback" not in captured.err
     lines = captured.out.strip().splitlines()
     assert len(lines) == 2 and lines[0].split()[1] == _expected(NUMBERS[0])
-    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == sorted([NUMBERS[0].name, NUMBERS[1].name])
+    expected = sorted(f"{p.stem}.annotated.png" for p in NUMBERS[:2])
+    assert sorted(p.name for p in (tmp_path / "ann").iterdir()) == expected
 
 
 def test_cli_read_json_gives_every_detail_for_a_folder(capsys):
@@ -120,13 +121,46 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    # A valid PNG header claiming 100,000 x 100,000 pixels, with almost no data behind it.
-    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    # A valid PNG header claiming 8,000 x 7,000 pixels (56 M: over digitread's limit, under Pillow's own
+    # bomb check), with almost no data behind it: refused from the header, nothing decoded.
+    header = struct.pack(">IIBBBBB", 8_000, 7_000, 8, 0, 0, 0, 0)
     png = (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
         + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
         + chunk(b"IEND", b"")
     )
-    with pytest.raises(ImageError, match="too large|over the limit"):
+    with pytest.raises(ImageError, match="over the limit"):
         load_image(png)
+
+
+def test_zero_size_and_blank_single_digit_images_are_named_errors(tmp_path):
+    from PIL import Image
+
+    from digitread import DigitClassifier
+    from digitread.errors import ImageError
+    from digitread.inference.io import load_image
+
+    with pytest.raises(ImageError, match="no pixels"):
+        load_image(Image.new("L", (0, 5)))
+    blank = tmp_path / "blank.png"
+    Image.new("L", (30, 30), 255).save(blank)
+    with pytest.raises(ImageError, match="blank.png: no ink"):
+        DigitClassifier.from_pretrained().classify([str(blank)], [str(blank)])
+    assert DigitClassifier.from_pretrained().classify(np.zeros((0, 28, 28), np.uint8)) == []
+
+
+def test_annotations_never_overwrite_inputs_or_each_other(tmp_path, capsys):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "x.png").write_bytes(NUMBERS[0].read_bytes())
+    assert main(["read", str(tmp_path / "a"), str(tmp_path / "b"), "--annotate", str(tmp_path / "a")]) == 0
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["x.annotated-2.png", "x.annotated.png", "x.png"]
+    assert (tmp_path / "a" / "x.png").read_bytes() == NUMBERS[0].read_bytes()
+
+
+def test_read_refuses_a_batch_of_zero(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["read", str(NUMBERS[0]), "--batch", "0"])
+    assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err

@@ -88,9 +88,9 @@ def test_early_stopping_stops_when_validation_stalls(tiny, tmp_path):
 def test_a_diverging_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny, tmp_path):
     _train(tiny, tmp_path, epochs=1)
     before = (tmp_path / CHECKPOINT_FILE).read_bytes()
-    cfg = _cfg(epochs=2, optimizer="sgd", lr=1e30, schedule="constant")
+    cfg = _cfg(model="seed_mlp", epochs=2, optimizer="sgd", lr=1e30, schedule="constant")
     with pytest.raises(TrainingDiverged, match="lower --lr"):
-        fit(create_model("seed_mlp"), tiny, cfg, tmp_path / "nan", progress=False)
+        fit(create_model("seed_mlp"), tiny, cfg, tmp_path, progress=False)  # the same run folder
     assert (tmp_path / CHECKPOINT_FILE).read_bytes() == before
 
 

@@ -15,9 +15,6 @@ def _umask() -> int:
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()  # mkstemp makes 0600 files; give ours the mode an ordinary write would
-
-
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp_path)`` then move the result over ``path`` in one rename."""
     path = Path(path)
@@ -29,7 +26,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         write(tmp_path)
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
-        os.chmod(tmp_path, _FILE_MODE)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; use the mode open() would
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -94,11 +94,11 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from digitread.checkpoint import CONFIG_FILE
+    from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from digitread.data.mnist import load_mnist
     from digitread.models import create_model
     from digitread.train.logging import ConsoleLogger, MultiLogger, TensorBoardLogger
-    from digitread.train.loop import CHECKPOINT_FILE, RUN_CONFIG_FILE, fit, seed_everything
+    from digitread.train.loop import CHECKPOINT_FILE, HISTORY_FILE, RUN_CONFIG_FILE, fit, seed_everything
     from digitread.train.optim import validate
 
     out = Path(args.out)
@@ -107,18 +107,37 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not (out / CHECKPOINT_FILE).is_file() or not saved.is_file():
             raise DigitreadError(f"{out} has no checkpoint to resume from; start the run without --resume")
         cfg = RunConfig.from_dict(json.loads(saved.read_text()))
-        if args.__dict__.get("train.epochs"):
-            cfg.train.epochs = args.__dict__["train.epochs"]  # resuming may extend a run, nothing else changes
+        given = sorted(k.split(".", 1)[1] for k, v in vars(args).items() if "." in k and v is not None)
+        if args.recipe or set(given) - {"epochs"}:
+            raise DigitreadError(
+                f"--resume continues {out} with its saved settings; drop {', '.join(given) or '--recipe'} "
+                "(only --epochs may change, and only with --schedule constant)"
+            )
+        epochs = args.__dict__.get("train.epochs")
+        if epochs and epochs != cfg.train.epochs:
+            if cfg.train.schedule != "constant":
+                raise DigitreadError(
+                    f"cannot extend a run whose {cfg.train.schedule} schedule was planned for "
+                    f"{cfg.train.epochs} epochs; start a new run with --epochs {epochs}"
+                )
+            cfg.train.epochs = epochs
     else:
         if (out / CHECKPOINT_FILE).exists() or (out / CONFIG_FILE).exists():
             if not args.overwrite:
                 raise DigitreadError(
                     f"{out} already holds a run: pass --resume to continue it or --overwrite to replace it"
                 )
-            for name in (CHECKPOINT_FILE, "history.json"):
+            import shutil
+
+            # Nothing of the old run may be mistaken for the new one if the new one is interrupted.
+            for name in (CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE, WEIGHTS_FILE, RUN_CONFIG_FILE):
                 (out / name).unlink(missing_ok=True)
+            for name in ("report", "tensorboard"):
+                shutil.rmtree(out / name, ignore_errors=True)
         cfg = _resolve_run_config(args)
     validate(cfg.train)
+    if cfg.data.train_subset < 0:
+        raise DigitreadError(f"train subset cannot be negative, got {cfg.data.train_subset}")
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast
@@ -179,10 +198,31 @@ def _expand(paths: list[str]) -> list[Path]:
     return files
 
 
+def _annotation_paths(files: list[Path], folder: Path) -> dict[str, Path]:
+    """One picture per input, ``NAME.annotated.png``, numbered when two inputs share a name; never an input."""
+    inputs = {f.resolve() for f in files}
+    paths, used = {}, set()
+    for f in files:
+        candidate, n = folder / f"{f.stem}.annotated.png", 1
+        while candidate in used or candidate.resolve() in inputs:
+            n += 1
+            candidate = folder / f"{f.stem}.annotated-{n}.png"
+        used.add(candidate)
+        paths[str(f)] = candidate
+    return paths
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_read(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from digitread._io import atomic_write
+    from digitread._io import atomic_write_bytes
     from digitread.errors import ImageError
     from digitread.inference.annotate import annotate
     from digitread.inference.io import load_image
@@ -193,6 +233,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         raise DigitreadError(f"no images found in {' '.join(args.images)}")
     reader = DigitReader.from_pretrained(args.model, min_confidence=args.min_confidence)
     annotate_dir = Path(args.annotate) if args.annotate else None
+    pictures = _annotation_paths(files, annotate_dir) if annotate_dir else {}
     failed, rows = 0, []
     bar = tqdm(total=len(files), unit="image", disable=args.quiet or len(files) < 10 or None, file=sys.stderr)
     for start in range(0, len(files), args.batch):
@@ -212,11 +253,8 @@ def cmd_read(args: argparse.Namespace) -> int:
             if annotate_dir is not None:
                 import cv2
 
-                picture = annotate(gray, reading)
-                ok, png = cv2.imencode(".png", picture)
-                atomic_write(
-                    annotate_dir / f"{Path(name).stem}.png", lambda tmp, png=png: tmp.write_bytes(png.tobytes())
-                )
+                _, png = cv2.imencode(".png", annotate(gray, reading))
+                atomic_write_bytes(pictures[name], png.tobytes())
             if args.json:
                 rows.append(row)
             elif args.jsonl:
@@ -272,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="model or run folder ('default': the shipped model)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files")
     p.add_argument("--split", choices=["test", "val"], default="test", help="which images (default: test)")
-    p.add_argument("--out", help="report folder (default: RUN/report)")
+    p.add_argument("--out", help="report folder (default: RUN/report; reports/default for the shipped model)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -286,9 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON array with every detail")
     out.add_argument("--jsonl", action="store_true", help="one JSON object per image, as each is read")
-    p.add_argument("--annotate", metavar="OUT_DIR", help="write each image with boxes, digits and confidences")
+    p.add_argument("--annotate", metavar="OUT_DIR", help="write OUT_DIR/NAME.annotated.png with boxes and digits")
     p.add_argument("--min-confidence", type=float, default=0.5, help="mark digits below this as uncertain")
-    p.add_argument("--batch", type=int, default=32, help="images classified together")
+    p.add_argument("--batch", type=_positive_int, default=32, help="images classified together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_read)
 
@@ -307,6 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DigitreadError as e:
         print(f"digitread: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:  # a folder that is a file, no permission, a full disk: say which, in one line
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"digitread: error: {where}{e.strerror or e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("digitread: interrupted", file=sys.stderr)

@@ -61,6 +61,9 @@ class TrainConfig:
         default=0.0,
         metadata={"help": "weight of the loss teaching flat predictions on digit fragments and pairs (0: off)"},
     )
+    outlier_letters: float = field(
+        default=0.0, metadata={"help": "share of those outliers that are drawn letters rather than fragments"}
+    )
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard scalars to RUN/tensorboard"})
 
 

@@ -13,6 +13,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def _download_one(
                 # because each writes a private temporary file and renames it into place.
                 atomic_write_bytes(cache / file.name, payload)
                 return True
-            except (urllib.error.URLError, OSError, EOFError, ValueError) as e:
+            except (urllib.error.URLError, OSError, EOFError, ValueError, zlib.error) as e:
                 errors.append(f"{url}: {getattr(e, 'reason', e)}")
                 if attempt + 1 < retries:
                     time.sleep(min(2.0**attempt, 5.0) * 0.5)
@@ -222,8 +223,9 @@ def load_mnist(
             raise DataError(f"{directory}: labels outside 0-9")
     train = DigitDataset(arrays["xtr"], arrays["ytr"].astype(np.int64))
     test = DigitDataset(arrays["xte"], arrays["yte"].astype(np.int64))
-    if not 0 <= val_size < len(train):
-        raise DataError(f"validation size {val_size} must be between 0 and {len(train) - 1}")
+    # A stratified split needs at least one image of each class on both sides.
+    if val_size != 0 and not 10 <= val_size <= len(train) - 10:
+        raise DataError(f"validation size {val_size} must be 0 or between 10 and {len(train) - 10}")
     train_idx, val_idx = stratified_split(train.labels, val_size, seed)
     val = train.subset(val_idx) if val_size else None
     return MnistData(train.subset(train_idx), val, test, directory, checksums)

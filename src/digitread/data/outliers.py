@@ -50,14 +50,45 @@ def _pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray 
     return canvas
 
 
-def make_outliers(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` uint8 (28, 28) fields of fragments and pairs of ``images``, normalised like real digits."""
+# Letters with no digit look-alike (no o/O for 0, l/I for 1, s/S for 5, z/Z for 2, b for 6, g/q for 9, B for 8).
+LETTERS = "acefhkmnprtuvwxyACEFHKLMNPRUVWXY"
+_FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_COMPLEX,
+)
+
+
+def _letter(rng: np.random.Generator) -> np.ndarray:
+    """A letter drawn with one of OpenCV's fonts, slanted at random: a shape a reader must not call a digit."""
+    canvas = np.zeros((96, 96), np.uint8)
+    font = _FONTS[int(rng.integers(len(_FONTS)))] | (cv2.FONT_ITALIC if rng.random() < 0.3 else 0)
+    ch = LETTERS[int(rng.integers(len(LETTERS)))]
+    cv2.putText(canvas, ch, (20, 70), font, float(rng.uniform(1.5, 2.5)), 255, int(rng.integers(2, 7)), cv2.LINE_AA)
+    m = np.float32([[1, rng.uniform(-0.3, 0.3), 0], [0, 1, 0]])
+    return cv2.warpAffine(canvas, m, (96, 96))
+
+
+def make_outliers(images: np.ndarray, count: int, seed: int = 0, letters: float = 0.0) -> np.ndarray:
+    """``count`` uint8 (28, 28) fields of fragments and pairs of ``images`` (and a ``letters`` share of
+    drawn letters), normalised like real digits."""
+    if len(images) == 0:
+        raise ValueError("make_outliers needs at least one digit image")
     rng = np.random.default_rng(seed)
     out = np.zeros((count, 28, 28), np.uint8)
-    made = 0
+    made, attempts = 0, 0
     while made < count:
+        attempts += 1
+        if attempts > 50 * count + 1000:
+            raise ValueError("could not make outliers: the digit images look blank")
         i, j = rng.integers(0, len(images), 2)
-        shape = _fragment(images[i], rng) if rng.random() < 0.7 else _pair(images[i], images[j], rng)
+        if letters > 0 and rng.random() < letters:  # no extra draw without letters: keeps old runs reproducible
+            shape = _letter(rng)
+        else:
+            shape = _fragment(images[i], rng) if rng.random() < 0.7 else _pair(images[i], images[j], rng)
         if shape is None or shape.max() == 0:
             continue
         if rng.random() < 0.3:  # a thicker pen now and then, as real fragments come from real pens

@@ -13,32 +13,11 @@ from digitread.checkpoint import load_model
 from digitread.data.mnist import load_mnist
 from digitread.data.tensors import images_to_tensor
 from digitread.errors import DataError
-from digitread.eval.calibration import calibration_entry, expected_calibration_error, reliability
+from digitread.eval.calibration import expected_calibration_error, reliability
 from digitread.eval.metrics import ClassificationMetrics
 from digitread.inference.predictor import DEFAULT_MODEL, resolve_model_dir
 from digitread.models import count_parameters
 from digitread.runtime import predict_logits
-
-
-def calibrate_model(run: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """Fit the temperature of an already trained model on its validation split; rewrite its config.json."""
-    from digitread._io import atomic_write_json
-    from digitread.checkpoint import CONFIG_FILE
-
-    model_dir = resolve_model_dir(run)
-    model = load_model(model_dir)
-    train = model.config.get("train", {})
-    data = load_mnist(
-        data_dir,
-        val_size=train.get("data", {}).get("val_size", 5000) or 5000,
-        seed=train.get("train", {}).get("seed", 0),
-    )
-    logits = predict_logits(model, images_to_tensor(data.val.images), 1000, model.config.get("preprocess"))
-    entry = calibration_entry(logits, torch.from_numpy(data.val.labels), f"validation split ({len(data.val)} images)")
-    config = json.loads((model_dir / CONFIG_FILE).read_text())
-    config["calibration"] = entry
-    atomic_write_json(model_dir / CONFIG_FILE, config)
-    return entry
 
 
 def evaluate_model(
@@ -74,7 +53,7 @@ def evaluate_model(
         "ece": expected_calibration_error(probs, dataset.labels),
         "reliability": reliability(probs, dataset.labels),
     }
-    history_file = model_dir / "history.json"
+    history_file = model_dir / "history.json"  # written by train.loop (HISTORY_FILE); eval never imports train
     history = json.loads(history_file.read_text()) if history_file.is_file() else None
     model_info = {
         "path": str(model_dir),

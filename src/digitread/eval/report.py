@@ -17,7 +17,12 @@ from digitread._io import atomic_write_bytes, atomic_write_json
 
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from digitread.errors import DigitreadError
+
+        raise DigitreadError("reports need matplotlib: pip install 'digitread[report]'") from None
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt

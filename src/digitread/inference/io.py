@@ -84,6 +84,10 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _array_to_gray(source, name)
     image = source if isinstance(source, Image.Image) else _open(source, name)
+    if image.width == 0 or image.height == 0:
+        raise ImageError(f"{name}: image has no pixels ({image.width}x{image.height})")
+    if image.width * image.height > MAX_PIXELS:
+        raise ImageError(f"{name}: {image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,}")
     try:
         image.seek(0)  # first frame of animations
         return _to_gray(image)

@@ -12,6 +12,7 @@ from torch import nn
 
 from digitread.checkpoint import load_model
 from digitread.data.tensors import images_to_tensor
+from digitread.errors import ImageError
 from digitread.inference.io import ImageInput, load_image
 from digitread.inference.normalize import normalize_digit
 from digitread.inference.results import DigitPrediction
@@ -56,16 +57,20 @@ class DigitClassifier:
 
     def prepare(self, image: ImageInput, name: str | None = None) -> np.ndarray:
         """The 28x28 field the network sees for ``image`` (for inspection and tests)."""
-        return normalize_digit(load_image(image, name), self.preprocess)
+        try:
+            return normalize_digit(load_image(image, name), self.preprocess)
+        except ImageError as e:
+            message = str(e)
+            raise ImageError(message if name is None or message.startswith(name) else f"{name}: {message}") from None
 
     def classify(
         self, images: Sequence[ImageInput], names: Iterable[str | None] | None = None
     ) -> list[DigitPrediction]:
         """One prediction per image, classified in batches."""
         names = list(names) if names is not None else [None] * len(images)
-        fields = np.stack([self.prepare(img, n) for img, n in zip(images, names, strict=True)]) if images else None
-        if fields is None:
+        if len(images) == 0:
             return []
+        fields = np.stack([self.prepare(img, n) for img, n in zip(images, names, strict=True)])
         probs = self.probabilities(fields)
         return [
             DigitPrediction(int(p.argmax()), float(p.max()), [round(float(v), 6) for v in p], n)

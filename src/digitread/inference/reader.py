@@ -185,7 +185,7 @@ def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReadin
             out.append(it)
             continue
         kind, piece = it
-        if kind == "dash" and i < first and i == first - 1:
+        if kind == "dash" and i == first - 1:
             out.append(DigitReading("-", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
         elif kind == "dot" and first < i < last and (out and out[-1].char.isdigit()):
             baseline = np.median([p.y2 for p in line.pieces if p.kind == "digit"])

@@ -13,7 +13,8 @@ def _conv_bn(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
 
 
 class DigitCNN(nn.Module):
-    """Stages of conv-BN-ReLU blocks, each stage but the last halving the map; global pooling; a linear head.
+    """Stages of conv-BN-ReLU blocks, each stage but the last halving the map; a linear head over the
+    flattened 7x7 map (or, with ``head="avg"``, over globally pooled features).
 
     ``widths`` gives one channel count per stage, ``depth`` the conv blocks per stage (one number for
     all stages, or one per stage: blocks at 28x28 cost four times those at 14x14).

@@ -36,7 +36,12 @@ class ConsoleLogger(NullLogger):
 
 class TensorBoardLogger(NullLogger):
     def __init__(self, log_dir: str | Path):
-        from torch.utils.tensorboard import SummaryWriter  # optional dependency, imported only here
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # optional dependency, imported only here
+        except ImportError:
+            from digitread.errors import DigitreadError
+
+            raise DigitreadError("--tensorboard needs TensorBoard: pip install 'digitread[tensorboard]'") from None
 
         self.writer = SummaryWriter(str(log_dir))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class FitResult:
     metrics: dict[str, Any]
     out_dir: Path
     stopped_early: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -115,7 +114,8 @@ def fit(
     x_outliers = None
     if tc.outliers > 0:
         # A quarter-batch of fragments and pairs of training digits rides along with every batch.
-        x_outliers = images_to_tensor(make_outliers(data.train.images, 20000, seed=tc.seed)).to(dev)
+        outliers = make_outliers(data.train.images, 20000, seed=tc.seed, letters=tc.outlier_letters)
+        x_outliers = images_to_tensor(outliers).to(dev)
     optimizer = build_optimizer(model, tc)
     schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
@@ -227,8 +227,6 @@ def fit(
         )
         atomic_write_json(out_dir / HISTORY_FILE, history)
         logger.log_epoch(epoch, record)
-    if tc.patience and bad_epochs >= tc.patience and len(history) < tc.epochs:
-        stopped_early = True
 
     if best_state is not None:
         model.load_state_dict(best_state)  # the epoch with the best validation accuracy

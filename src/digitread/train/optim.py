@@ -69,3 +69,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"label smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if cfg.dropout is not None and not 0 <= cfg.dropout < 1:
         raise ConfigError(f"dropout must be in [0, 1), got {cfg.dropout}")
+    for name in ("limit_batches", "threads", "patience", "outliers", "weight_decay"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name.replace('_', ' ')} cannot be negative, got {getattr(cfg, name)}")
+    if not 0 <= cfg.outlier_letters <= 1:
+        raise ConfigError(f"outlier letters is a share in [0, 1], got {cfg.outlier_letters}")
