@@ -346,10 +346,6 @@ def main(argv: list[str] | None = None) -> int:
     except DigitreadError as e:
         print(f"digitread: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except OSError as e:  # a folder that is a file, no permission, a full disk: say which, in one line
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"digitread: error: {where}{e.strerror or e}", file=sys.stderr)
-        return EXIT_ERROR
     except KeyboardInterrupt:
         print("digitread: interrupted", file=sys.stderr)
         return 130
@@ -357,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
         # Whoever read our output stopped (`digitread read ... | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as e:  # a folder that is a file, no permission, a full disk: say which, in one line
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"digitread: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":
