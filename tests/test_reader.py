@@ -164,3 +164,13 @@ def test_read_refuses_a_batch_of_zero(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["read", str(NUMBERS[0]), "--batch", "0"])
     assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_one_number_mode_keeps_the_most_prominent_line():
+    big = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
+    small = cv2.resize(cv2.imread(str(NUMBERS[1]), cv2.IMREAD_GRAYSCALE), None, fx=0.5, fy=0.5)
+    small = np.pad(small, ((0, 0), (0, big.shape[1] - small.shape[1])), constant_values=int(np.median(small)))
+    page = np.vstack([small, big])
+    field_reader = DigitReader.from_pretrained(one_number=True)
+    assert field_reader.read(page).text == _expected(NUMBERS[0])
+    assert len(DigitReader(field_reader.classifier).read(page).lines) == 2

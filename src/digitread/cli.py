@@ -231,7 +231,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     files = _expand(args.images)
     if not files:
         raise DigitreadError(f"no images found in {' '.join(args.images)}")
-    reader = DigitReader.from_pretrained(args.model, min_confidence=args.min_confidence)
+    reader = DigitReader.from_pretrained(args.model, min_confidence=args.min_confidence, one_number=args.one_number)
     annotate_dir = Path(args.annotate) if args.annotate else None
     pictures = _annotation_paths(files, annotate_dir) if annotate_dir else {}
     failed, rows = 0, []
@@ -326,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--jsonl", action="store_true", help="one JSON object per image, as each is read")
     p.add_argument("--annotate", metavar="OUT_DIR", help="write OUT_DIR/NAME.annotated.png with boxes and digits")
     p.add_argument("--min-confidence", type=float, default=0.5, help="mark digits below this as uncertain")
+    p.add_argument(
+        "--one-number", action="store_true", help="each image is a field with one number: keep its most prominent line"
+    )
     p.add_argument("--batch", type=_positive_int, default=32, help="images classified together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_read)

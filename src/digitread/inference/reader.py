@@ -50,12 +50,21 @@ class DigitReader:
     ('4096', 4096, 0.97)
     """
 
-    def __init__(self, classifier: DigitClassifier, min_confidence: float = 0.5, reject_below: float = 0.25):
+    def __init__(
+        self,
+        classifier: DigitClassifier,
+        min_confidence: float = 0.5,
+        reject_below: float = 0.25,
+        one_number: bool = False,
+    ):
         """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line whose digits'
-        geometric-mean confidence is below it is not a number (text, scribbles, clutter) and is dropped."""
+        geometric-mean confidence is below it is not a number (text, scribbles, clutter) and is dropped.
+        ``one_number``: the image is a field holding one number (a form box, a cheque amount, a register
+        cell); keep only its most prominent line, the one whose digits are largest and surest."""
         self.classifier = classifier
         self.min_confidence = min_confidence
         self.reject_below = reject_below
+        self.one_number = one_number
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> DigitReader:
@@ -78,7 +87,10 @@ class DigitReader:
         readings = []
         for (prepared, line_plans), name in zip(plans, names, strict=True):
             lines = [self._assemble(line, plan, probs, prepared) for line, plan in line_plans]
-            readings.append(Reading.from_lines([line for line in lines if self._is_number(line)], name))
+            lines = [line for line in lines if self._is_number(line)]
+            if self.one_number and len(lines) > 1:
+                lines = [max(lines, key=_prominence)]
+            readings.append(Reading.from_lines(lines, name))
         return readings
 
     def _is_number(self, line: LineReading) -> bool:
@@ -164,6 +176,11 @@ class DigitReader:
         x2 = max(c.box[0] + c.box[2] for c in chars)
         y2 = max(c.box[1] + c.box[3] for c in chars)
         return LineReading("".join(c.char for c in chars), confidence, (x, y, x2 - x, y2 - y), chars)
+
+
+def _prominence(line: LineReading) -> float:
+    """Sum over the line's digits of height times confidence: big, sure digits make the main number."""
+    return sum(d.box[3] * d.confidence for d in line.digits if d.char.isdigit())
 
 
 def _digit_width(line: Line) -> float:
