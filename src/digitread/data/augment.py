@@ -29,7 +29,8 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
     if cfg.rotate or cfg.scale or cfg.translate or cfg.shear:
         angle = uniform(math.radians(cfg.rotate))
         zoom = 1 + uniform(cfg.scale)
-        shear = uniform(cfg.shear)
+        # Drawn only when asked for, so runs without shear keep the random stream they had before it.
+        shear = uniform(cfg.shear) if cfg.shear else torch.zeros(b)
         # affine_grid maps output to input coordinates in [-1, 1], so a shift of t image sides is 2t.
         tx, ty = uniform(2 * cfg.translate), uniform(2 * cfg.translate)
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
