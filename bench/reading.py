@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run import machine  # noqa: E402
 
 from digitread._io import atomic_write_json  # noqa: E402
-from digitread.data.mnist import load_mnist  # noqa: E402
-from digitread.data.synth import compose_number, make_numbers  # noqa: E402
+from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
+from digitread.data.synth import SynthConfig, compose_number, make_numbers  # noqa: E402
 from digitread.eval.reading import digits_only, score_readings  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
@@ -36,8 +36,7 @@ from digitread.inference.reader import DigitReader  # noqa: E402
 REALDEV = Path(__file__).parents[1] / ".." / "shared" / "data" / "realdev"
 
 
-def bench_synthetic(reader: DigitReader, count: int) -> dict:
-    data = load_mnist(val_size=0)
+def bench_synthetic(reader: DigitReader, data: MnistData, count: int) -> dict:
     samples = make_numbers(data.test.images, data.test.labels, count, seed=2026)
     t0 = time.perf_counter()
     readings = reader.read_many([image for image, _ in samples])
@@ -112,12 +111,9 @@ def bench_non_digits(reader: DigitReader, per_letter: int = 4) -> dict:
     return {"images": len(images), "rejected": rejected / len(images), "min_confidence": reader.min_confidence}
 
 
-def bench_photo_speed(reader: DigitReader, repeats: int = 20) -> dict:
+def bench_photo_speed(reader: DigitReader, data: MnistData, repeats: int = 20) -> dict:
     """A 1280x960 photo with a 6-digit number on it, read end to end (decode excluded)."""
-    data = load_mnist(val_size=0)
     rng = np.random.default_rng(7)
-    from digitread.data.synth import SynthConfig
-
     image, text = compose_number(
         data.test.images, data.test.labels, rng, SynthConfig(min_digits=6, max_digits=6, decimal_point=0, minus=0)
     )
@@ -149,9 +145,10 @@ def main() -> int:
     args = parser.parse_args()
     reader = DigitReader.from_pretrained(args.model)
     field_reader = DigitReader(reader.classifier, one_number=True)
+    data = load_mnist(val_size=0)  # generated photos are made from its test digits
     result = {
         "model": args.model or "default",
-        "synthetic": bench_synthetic(reader, args.count),
+        "synthetic": bench_synthetic(reader, data, args.count),
         # Each real image is a field with one number: measured as read (every line) and with one_number.
         "realdev": {
             name: {
@@ -161,7 +158,7 @@ def main() -> int:
             for name in ("orand_car_a", "danish_rowid")
         },
         "non_digits": bench_non_digits(reader),
-        "photo": bench_photo_speed(reader),
+        "photo": bench_photo_speed(reader, data),
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python bench/reading.py",

@@ -174,3 +174,12 @@ def test_one_number_mode_keeps_the_most_prominent_line():
     field_reader = DigitReader.from_pretrained(one_number=True)
     assert field_reader.read(page).text == _expected(NUMBERS[0])
     assert len(DigitReader(field_reader.classifier).read(page).lines) == 2
+
+
+def test_arrays_over_the_pixel_limit_are_refused():
+    from digitread.errors import ImageError
+    from digitread.inference.io import MAX_PIXELS, load_image
+
+    side = int(MAX_PIXELS**0.5) + 1
+    with pytest.raises(ImageError, match="over the limit"):
+        load_image(np.broadcast_to(np.uint8(255), (side, side)))  # no memory spent: a broadcast view

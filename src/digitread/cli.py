@@ -246,8 +246,10 @@ def cmd_read(args: argparse.Namespace) -> int:
             except ImageError as e:
                 failed += 1
                 bar.write(f"digitread: error: {e}", file=sys.stderr)
-                if args.jsonl or args.json:
+                if args.json:
                     rows.append({"source": str(f), "error": str(e)})
+                elif args.jsonl:
+                    print(json.dumps({"source": str(f), "error": str(e)}), flush=True)
         for gray, name, reading in zip(loaded, names, reader.read_many(loaded, names), strict=True):
             row = reading.to_dict()
             if annotate_dir is not None:
@@ -266,10 +268,6 @@ def cmd_read(args: argparse.Namespace) -> int:
                 bar.write(f"{name}  {text}  {reading.confidence:.3f}{extra}", file=sys.stdout)
         bar.update(len(chunk))
     bar.close()
-    if args.jsonl:
-        for row in rows:
-            if "error" in row:
-                print(json.dumps(row))
     if args.json:
         print(json.dumps(rows, indent=2))
     return EXIT_ERROR if failed else 0

@@ -33,9 +33,15 @@ def _open(source: str | Path | bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: not an image format digitread can read") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: image too large ({e})") from None
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"{name}: {image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,}")
     return image
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    """Refuse empty images, and images over the pixel limit before their pixels are decoded."""
+    if width == 0 or height == 0:
+        raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}")
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:
@@ -82,12 +88,11 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
     """
     name = name or (str(source) if isinstance(source, str | Path) else type(source).__name__)
     if isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            _check_size(source.shape[1], source.shape[0], name)
         return _array_to_gray(source, name)
     image = source if isinstance(source, Image.Image) else _open(source, name)
-    if image.width == 0 or image.height == 0:
-        raise ImageError(f"{name}: image has no pixels ({image.width}x{image.height})")
-    if image.width * image.height > MAX_PIXELS:
-        raise ImageError(f"{name}: {image.width}x{image.height} pixels is over the limit of {MAX_PIXELS:,}")
+    _check_size(image.width, image.height, name)
     try:
         image.seek(0)  # first frame of animations
         return _to_gray(image)

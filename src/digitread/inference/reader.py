@@ -160,11 +160,12 @@ class DigitReader:
 
     def _assemble(self, line: Line, plan, probs: np.ndarray, prepared: Prepared) -> LineReading:
         items: list[DigitReading | tuple[str, Piece]] = []
+        digit_width = _digit_width(line)
         for piece, options in plan:
             if not options:
                 items.append((piece.kind, piece))
                 continue
-            chosen = self._choose(options, probs, piece, _digit_width(line))
+            chosen = self._choose(options, probs, piece, digit_width)
             items.extend(
                 self._digit(p, probs[row], prepared) for p, row in zip(chosen.pieces, chosen.rows, strict=True)
             )
@@ -196,6 +197,7 @@ def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReadin
     if not digit_idx:
         return []
     first, last = digit_idx[0], digit_idx[-1]
+    baseline = np.median([p.y2 for p in line.pieces if p.kind == "digit"])
     out: list[DigitReading] = []
     for i, it in enumerate(items):
         if isinstance(it, DigitReading):
@@ -204,8 +206,7 @@ def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReadin
         kind, piece = it
         if kind == "dash" and i == first - 1:
             out.append(DigitReading("-", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
-        elif kind == "dot" and first < i < last and (out and out[-1].char.isdigit()):
-            baseline = np.median([p.y2 for p in line.pieces if p.kind == "digit"])
-            if piece.cy > baseline - 0.35 * line.height:  # a point sits low, near the baseline
-                out.append(DigitReading(".", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
+        # A decimal point sits between two digits, low, near the baseline.
+        elif kind == "dot" and first < i < last and out[-1].char.isdigit() and piece.cy > baseline - 0.35 * line.height:
+            out.append(DigitReading(".", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
     return out
