@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= $(or $(DIGITREAD_DATA),../shared/data/mnist)
 
-.PHONY: install demo test lint bench model clean
+.PHONY: install demo test lint bench model sequence-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(STAMP)
 model: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe reader --out runs/reader --overwrite
 	cp runs/reader/model.safetensors runs/reader/config.json runs/reader/history.json src/digitread/weights/default/
+
+# Retrain the sequence model shipped in the package (about 30 minutes on 2 cores) and install it.
+sequence-model: $(STAMP)
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --out runs/strings --overwrite
+	mkdir -p src/digitread/weights/sequence
+	cp runs/strings/model.safetensors runs/strings/config.json runs/strings/history.json src/digitread/weights/sequence/
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

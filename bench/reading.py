@@ -3,7 +3,11 @@
     python bench/reading.py                         # writes bench/results/reading.json
     python bench/reading.py --failures reports/     # also pictures of the worst real-scan failures
 
-Generated photos are composed from MNIST *test* digits (data/synth.py, seeded). The real scans in
+Every accuracy is given for each reading mode side by side (segment: digit by digit; sequence: each
+line whole; auto: per line, the surer of the two), measured in one run.
+
+Generated photos are composed from MNIST *test* digits (data/synth.py, seeded); generated strips of
+touching digits likewise (data/strips.py). The real scans in
 ../shared/data/realdev are only measured: never trained, fitted or calibrated on, and no picture made
 from them is committed (the failure pictures go to a folder git ignores).
 """
@@ -27,11 +31,14 @@ from run import machine  # noqa: E402
 
 from digitread._io import atomic_write_json  # noqa: E402
 from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
+from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
 from digitread.data.synth import SynthConfig, compose_number, make_numbers  # noqa: E402
 from digitread.eval.reading import digits_only, score_readings  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
-from digitread.inference.reader import DigitReader  # noqa: E402
+from digitread.inference.reader import MODES, DigitReader  # noqa: E402
+from digitread.inference.sequence import SequenceReader  # noqa: E402
+from digitread.inference.strip import image_strip  # noqa: E402
 
 REALDEV = Path(__file__).parents[1] / ".." / "shared" / "data" / "realdev"
 
@@ -136,29 +143,79 @@ def bench_photo_speed(reader: DigitReader, data: MnistData, repeats: int = 20) -
     }
 
 
+def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
+    """Generated strips (MNIST test digits) in which every digit is pushed against the one before, a
+    third of the gaps joined by a pen stroke: exact-string accuracy of each mode on the same images."""
+    rng = np.random.default_rng(2027)
+    cfg = StripConfig(min_digits=3, max_digits=7, touching=1.0, ligature=0.3)
+    samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
+    result = {"images": count, "digits_per_image": "3-7"}
+    for mode, reader in readers.items():
+        readings = reader.read_many([image for image, _ in samples])
+        result[mode] = score_readings([digits_only(r.text) for r in readings], [label for _, label in samples])
+    return result
+
+
+def bench_sequence_speed(sequence: SequenceReader, data: MnistData, count: int = 256, repeats: int = 5) -> dict:
+    """Strips per second through the sequence model (strip cutting excluded), batched and one at a time."""
+    rng = np.random.default_rng(2028)
+    strips = []
+    while len(strips) < count:
+        strip = image_strip(compose_strip(data.test.images, data.test.labels, rng, StripConfig(min_digits=3))[0])
+        if strip is not None:
+            strips.append(strip)
+    sequence.read(strips[:8])  # warm up
+    batched, single = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sequence.read(strips)
+        batched.append(time.perf_counter() - t0)
+    for strip in strips[:50]:
+        t0 = time.perf_counter()
+        sequence.read([strip])
+        single.append(time.perf_counter() - t0)
+    return {
+        "strips": count,
+        "median_width_px": int(np.median([s.shape[1] for s in strips])),
+        "strips_per_second_batched": round(count / statistics.median(batched), 1),
+        "ms_per_strip_alone": round(statistics.median(single) * 1000, 2),
+        "decoder": sequence.decoder,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench/results", help="folder for reading.json")
     parser.add_argument("--count", type=int, default=1000, help="generated photos")
-    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--model", default=None, help="digit model folder (default: the shipped model)")
+    parser.add_argument("--sequence-model", default=None, help="sequence model folder (default: the shipped one)")
     parser.add_argument("--failures", type=Path, default=None, help="write pictures of the worst real failures here")
     args = parser.parse_args()
-    reader = DigitReader.from_pretrained(args.model)
-    field_reader = DigitReader(reader.classifier, one_number=True)
-    data = load_mnist(val_size=0)  # generated photos are made from its test digits
+    reader = DigitReader.from_pretrained(args.model, sequence_path=args.sequence_model)  # auto, as users get it
+    segment_reader = DigitReader(reader.classifier, mode="segment")
+    # Each real image is a field with one number: every mode is measured with one_number.
+    fields = {
+        mode: DigitReader(reader.classifier, one_number=True, sequence=reader.sequence, mode=mode) for mode in MODES
+    }
+    data = load_mnist(val_size=0)  # generated images are made from its test digits
+    realdev = {}
+    for name in ("orand_car_a", "danish_rowid"):
+        realdev[name] = {
+            mode: bench_realdev(r, name, args.failures if mode == "auto" else None) for mode, r in fields.items()
+        }
+        realdev[name]["auto_all_lines"] = bench_realdev(reader, name, None)
     result = {
         "model": args.model or "default",
-        "synthetic": bench_synthetic(reader, data, args.count),
-        # Each real image is a field with one number: measured as read (every line) and with one_number.
-        "realdev": {
-            name: {
-                "all_lines": bench_realdev(reader, name, None),
-                "one_number": bench_realdev(field_reader, name, args.failures),
-            }
-            for name in ("orand_car_a", "danish_rowid")
+        "sequence_model": args.sequence_model or "sequence",
+        "synthetic": {
+            "auto": bench_synthetic(reader, data, args.count),
+            "segment": bench_synthetic(segment_reader, data, args.count),
         },
-        "non_digits": bench_non_digits(reader),
-        "photo": bench_photo_speed(reader, data),
+        "touching_strips": bench_touching(fields, data),
+        "realdev": realdev,
+        "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},
+        "photo": {"auto": bench_photo_speed(reader, data), "segment": bench_photo_speed(segment_reader, data)},
+        "sequence_speed": bench_sequence_speed(reader.sequence, data),
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "python bench/reading.py",

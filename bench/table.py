@@ -1,4 +1,4 @@
-"""Print the README's results table from bench/results/*.json.
+"""Print the README's results tables from bench/results/*.json (models, then reading).
 
 python bench/table.py [bench/results]
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.name != "reading.json"]
     print(
         "| model | parameters | recipe | test accuracy, median (min-max) | training s, median "
         "| batch 1: ms / digit | batch 256: digits/s |"
@@ -31,7 +31,42 @@ def main() -> int:
             f"\n{len(rows[0]['seeds'])} seeds each; {m['cpu']}, {m['cores']} cores, "
             f"torch {m['torch']}, {rows[0]['date'][:10]}."
         )
+    reading = folder / "reading.json"
+    if reading.is_file():
+        print()
+        reading_table(json.loads(reading.read_text()))
     return 0
+
+
+def _cell(score: dict) -> str:
+    return f"{score['exact']:.1%} ({score['char_accuracy']:.1%})"
+
+
+def reading_table(r: dict) -> None:
+    """Whole numbers read exactly (characters right) per reading mode, all measured in one run."""
+    print("| test | images | auto (default) | segment | sequence |")
+    print("|---|---|---|---|---|")
+    syn = r["synthetic"]
+    print(
+        f"| generated photos, 4-8 digits (`data/synth.py`) | {syn['auto']['images']} | "
+        f"{_cell(syn['auto']['with_marks'])} | {_cell(syn['segment']['with_marks'])} | - |"
+    )
+    t = r["touching_strips"]
+    print(
+        f"| generated strips, every digit touching (`data/strips.py`) | {t['images']} | "
+        f"{_cell(t['auto'])} | {_cell(t['segment'])} | {_cell(t['sequence'])} |"
+    )
+    names = {
+        "orand_car_a": "real cheque amounts (`realdev/orand_car_a`)",
+        "danish_rowid": "real register row numbers (`realdev/danish_rowid`)",
+    }
+    for key, title in names.items():
+        d = r["realdev"].get(key)
+        if d:
+            cells = " | ".join(_cell(d[mode]) for mode in ("auto", "segment", "sequence"))
+            print(f"| {title}, `--one-number` | {d['auto']['count']} | {cells} |")
+    m = r["machine"]
+    print(f"\nExact (characters right: 1 - edit distance); {m['cpu']}, {m['cores']} cores, {r['date'][:10]}.")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 
 from digitread.cli import main
 from digitread.eval.reading import edit_distance, score_readings
-from digitread.inference.reader import DigitReader
+from digitread.inference.reader import MODES, DigitReader
 from digitread.inference.results import parse_value
 
 NUMBERS = sorted((Path(__file__).parents[1] / "examples" / "numbers").glob("*.png"))
@@ -183,3 +183,80 @@ def test_arrays_over_the_pixel_limit_are_refused():
     side = int(MAX_PIXELS**0.5) + 1
     with pytest.raises(ImageError, match="over the limit"):
         load_image(np.broadcast_to(np.uint8(255), (side, side)))  # no memory spent: a broadcast view
+
+
+@pytest.fixture(scope="module")
+def readers(reader):
+    return {mode: DigitReader(reader.classifier, sequence=reader.sequence, mode=mode) for mode in MODES}
+
+
+def test_the_default_reader_runs_both_paths(reader):
+    assert reader.mode == "auto" and reader.sequence is not None
+
+
+def test_every_mode_reads_the_example_numbers(readers):
+    for mode, r in readers.items():
+        readings = r.read_many(NUMBERS)
+        assert [x.text for x in readings] == [_expected(p) for p in NUMBERS], mode
+        if mode != "auto":
+            assert {line.path for x in readings for line in x.lines} == {mode}
+
+
+def test_auto_keeps_the_surer_of_the_two_readings_of_each_line(readers, mnist):
+    images = [*NUMBERS, *_touching_numbers(mnist, 8)[0]]
+    auto, segment, sequence = (readers[m].read_many(images) for m in ("auto", "segment", "sequence"))
+    compared = 0
+    for a, g, q in zip(auto, segment, sequence, strict=True):
+        if len(g.lines) == len(q.lines) == 1:  # one line: the whole reading is that line's choice
+            best = max((g, q), key=lambda r: r.confidence)
+            assert a.text == best.text and a.confidence == pytest.approx(best.confidence)
+            compared += 1
+    assert compared >= 10
+
+
+def test_sequence_readings_have_boxes_inside_the_image_and_marks_from_segmentation(readers):
+    image = cv2.imread(str(next(p for p in NUMBERS if "-12.5" in p.stem)), cv2.IMREAD_GRAYSCALE)
+    reading = readers["sequence"].read(image)
+    assert reading.text == "-12.5" and reading.lines[0].path == "sequence"
+    h, w = image.shape
+    xs = []
+    for d in reading.digits:
+        x, y, bw, bh = d.box
+        assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h and bw > 0 and bh > 0, d.box
+        xs.append(x)
+    assert xs == sorted(xs)  # left to right, marks in place
+
+
+def _touching_numbers(data, count: int):
+    """Generated numbers (MNIST test digits) in which every digit touches the one before."""
+    from digitread.data.strips import StripConfig, compose_strip
+
+    rng = np.random.default_rng(99)
+    cfg = StripConfig(min_digits=3, max_digits=6, touching=1.0, ligature=0.3)
+    samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
+    return [s for s, _ in samples], [label for _, label in samples]
+
+
+def test_the_sequence_path_reads_touching_digits_better_than_cutting(readers, mnist):
+    images, labels = _touching_numbers(mnist, 40)
+    exact = {}
+    for mode in ("segment", "sequence"):
+        texts = [r.text.replace(".", "").replace("-", "") for r in readers[mode].read_many(images)]
+        exact[mode] = sum(t == label for t, label in zip(texts, labels, strict=True)) / len(labels)
+    assert exact["sequence"] >= exact["segment"] + 0.2, exact
+
+
+def test_modes_are_checked(reader):
+    from digitread.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown reading mode"):
+        DigitReader(reader.classifier, sequence=reader.sequence, mode="whole")
+    with pytest.raises(ConfigError, match="needs a sequence model"):
+        DigitReader(reader.classifier, mode="sequence")
+    assert DigitReader(reader.classifier).mode == "segment"
+
+
+def test_cli_read_mode_segment_reports_its_path(capsys):
+    assert main(["read", str(NUMBERS[0]), "--mode", "segment", "--jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["lines"][0]["path"] == "segment" and row["text"] == _expected(NUMBERS[0])

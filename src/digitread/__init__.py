@@ -9,6 +9,7 @@ from digitread.errors import DigitreadError
 from digitread.inference.predictor import DigitClassifier
 from digitread.inference.reader import DigitReader
 from digitread.inference.results import DigitReading, Reading
+from digitread.inference.sequence import SequenceReader
 from digitread.models import create_model, list_models
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __all__ = [
     "DigitReader",
     "DigitReading",
     "Reading",
+    "SequenceReader",
     "DigitreadError",
     "__version__",
     "create_model",

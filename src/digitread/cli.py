@@ -141,13 +141,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast
+    model_task = getattr(model, "task", "digits")
+    if model_task != cfg.train.task:
+        raise DigitreadError(
+            f"model {cfg.train.model} reads {model_task}, but the task is {cfg.train.task}: "
+            f"pass --task {model_task} or choose a {cfg.train.task} model (see `digitread models`)"
+        )
     data = load_mnist(cfg.data.data_dir, cfg.data.val_size, cfg.train.seed)
     loggers = [ConsoleLogger()]
     if cfg.train.tensorboard:
         loggers.append(TensorBoardLogger(out / "tensorboard"))
     logger = MultiLogger(*loggers)
+    train = fit
+    if cfg.train.task == "strings":
+        from digitread.train.strings import fit_strings as train
     try:
-        result = fit(model, data, cfg, out, logger, resume=args.resume, progress=not args.quiet, device=args.device)
+        result = train(model, data, cfg, out, logger, resume=args.resume, progress=not args.quiet, device=args.device)
     finally:
         logger.close()
     print(json.dumps(result.metrics))
@@ -182,6 +191,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
         else:
             print(f"{image}  {prediction.digit}  {prediction.confidence:.3f}")
     return EXIT_ERROR if failed else 0
+
+
+def cmd_strips(args: argparse.Namespace) -> int:
+    import cv2
+
+    from digitread._io import atomic_write_bytes
+    from digitread.data.mnist import load_mnist
+    from digitread.data.strips import make_strips, preview_grid
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise DigitreadError(f"--out must name a .png file, got {out}")
+    data = load_mnist(args.data_dir, val_size=0, seed=0)
+    samples = make_strips(data.train.images, data.train.labels, min(args.count, 200), seed=args.seed)
+    _, png = cv2.imencode(".png", preview_grid(samples))
+    atomic_write_bytes(out, png.tobytes())
+    print(f"{len(samples)} strips written to {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from digitread.export import export_onnx
+    from digitread.inference.predictor import resolve_model_dir
+    from digitread.inference.sequence import DEFAULT_SEQUENCE_MODEL, resolve_sequence_dir
+
+    source = resolve_sequence_dir(args.run) if args.run == DEFAULT_SEQUENCE_MODEL else resolve_model_dir(args.run)
+    result = export_onnx(source, args.out)
+    print(f"{result['arch']} written to {result['onnx']}; ONNX Runtime matches PyTorch to {result['max_abs_diff']:.1e}")
+    return 0
 
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -231,7 +269,13 @@ def cmd_read(args: argparse.Namespace) -> int:
     files = _expand(args.images)
     if not files:
         raise DigitreadError(f"no images found in {' '.join(args.images)}")
-    reader = DigitReader.from_pretrained(args.model, min_confidence=args.min_confidence, one_number=args.one_number)
+    reader = DigitReader.from_pretrained(
+        args.model,
+        sequence_path=args.sequence_model,
+        mode=args.mode,
+        min_confidence=args.min_confidence,
+        one_number=args.one_number,
+    )
     annotate_dir = Path(args.annotate) if args.annotate else None
     pictures = _annotation_paths(files, annotate_dir) if annotate_dir else {}
     failed, rows = 0, []
@@ -327,9 +371,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--one-number", action="store_true", help="each image is a field with one number: keep its most prominent line"
     )
+    p.add_argument(
+        "--mode",
+        choices=["auto", "segment", "sequence"],
+        default="auto",
+        help="segment: digit by digit; sequence: each line whole (touching digits); auto: per line, the surer "
+        "of the two (default: auto)",
+    )
+    p.add_argument("--sequence-model", default=None, help="sequence model folder (default: the shipped one)")
     p.add_argument("--batch", type=_positive_int, default=32, help="images classified together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser(
+        "strips",
+        help="write a picture of synthetic number strips (what the sequence model trains on)",
+        description="Render seeded synthetic number strips from MNIST training digits and write a grid PNG: "
+        "each strip as photographed, its label, and the strip the model reads.",
+    )
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--count", type=_positive_int, default=16, help="strips to draw (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files")
+    p.set_defaults(func=cmd_strips)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX and check ONNX Runtime against PyTorch",
+        description="Export a model folder to ONNX (dynamic batch; dynamic width for sequence models) and check "
+        "that ONNX Runtime's logits match PyTorch's.",
+    )
+    p.add_argument(
+        "run", help="model or run folder ('default': the shipped digit model; 'sequence': the shipped sequence model)"
+    )
+    p.add_argument("--out", required=True, help=".onnx file to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("predict", help="classify images that each show one digit")
     p.add_argument("run", help="model or run folder ('default': the shipped model)")

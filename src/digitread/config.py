@@ -36,6 +36,9 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
+    task: str = field(
+        default="digits", metadata={"help": "digits (one digit per image) or strings (whole numbers, CTC)"}
+    )
     model: str = field(default="cnn", metadata={"help": "registered model name (see `digitread models`)"})
     epochs: int = field(default=10, metadata={"help": "passes over the training set"})
     batch_size: int = field(default=256, metadata={"help": "images per training step"})
@@ -64,6 +67,11 @@ class TrainConfig:
     outlier_letters: float = field(
         default=0.0, metadata={"help": "share of those outliers that are drawn letters rather than fragments"}
     )
+    strips_per_epoch: int = field(
+        default=20000, metadata={"help": "strings task: synthetic strips drawn per epoch (made on the fly)"}
+    )
+    val_strips: int = field(default=1000, metadata={"help": "strings task: validation strips (fixed seed)"})
+    workers: int = field(default=1, metadata={"help": "strings task: processes making strips while training"})
     tensorboard: bool = field(default=False, metadata={"help": "also write TensorBoard scalars to RUN/tensorboard"})
 
 

@@ -40,13 +40,13 @@ class SynthConfig:
 MODERATE = SynthConfig()
 
 
-def _ink_crop(digit: np.ndarray) -> np.ndarray:
+def ink_crop(digit: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(digit > 30)
     return digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] if len(ys) else digit
 
 
-def _shape_digit(digit: np.ndarray, height: int, slant: float, rng: np.random.Generator) -> np.ndarray:
-    crop = _ink_crop(digit)
+def shape_digit(digit: np.ndarray, height: int, slant: float, rng: np.random.Generator) -> np.ndarray:
+    crop = ink_crop(digit)
     h, w = crop.shape
     scale = height / h
     crop = cv2.resize(crop, (max(1, round(w * scale)), height), interpolation=cv2.INTER_LINEAR)
@@ -57,16 +57,16 @@ def _shape_digit(digit: np.ndarray, height: int, slant: float, rng: np.random.Ge
     if stroke:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (abs(stroke) + 1,) * 2)
         crop = cv2.dilate(crop, k) if stroke > 0 else cv2.erode(crop, k)
-    return _ink_crop(crop)
+    return ink_crop(crop)
 
 
-def _place(canvas: np.ndarray, glyph: np.ndarray, x: int, y: int) -> None:
+def place(canvas: np.ndarray, glyph: np.ndarray, x: int, y: int) -> None:
     h, w = glyph.shape
     region = canvas[y : y + h, x : x + w]
     np.maximum(region, glyph[: region.shape[0], : region.shape[1]], out=region)
 
 
-def _touch_offset(canvas: np.ndarray, glyph: np.ndarray, x: int, y: int) -> int:
+def touch_offset(canvas: np.ndarray, glyph: np.ndarray, x: int, y: int) -> int:
     """Move ``glyph`` left from ``x`` until its ink meets ink already on the canvas."""
     for shift in range(0, glyph.shape[1] // 2):
         h, w = glyph.shape
@@ -84,7 +84,7 @@ def compose_number(
     picks = rng.integers(0, len(labels), n)
     height = int(rng.integers(*cfg.digit_height))
     slant = float(rng.uniform(-cfg.slant, cfg.slant))
-    glyphs = [_shape_digit(images[i], int(height * rng.uniform(0.9, 1.1)), slant, rng) for i in picks]
+    glyphs = [shape_digit(images[i], int(height * rng.uniform(0.9, 1.1)), slant, rng) for i in picks]
     text = "".join(str(int(labels[i])) for i in picks)
     point_after = int(rng.integers(1, n)) if rng.random() < cfg.decimal_point else -1
     minus = rng.random() < cfg.minus
@@ -102,8 +102,8 @@ def compose_number(
     for k, glyph in enumerate(glyphs):
         y = baseline - glyph.shape[0] + int(rng.integers(-height // 12, height // 12 + 1))
         if k and rng.random() < cfg.touching:
-            x -= _touch_offset(canvas, glyph, x, y)
-        _place(canvas, glyph, x, y)
+            x -= touch_offset(canvas, glyph, x, y)
+        place(canvas, glyph, x, y)
         x += glyph.shape[1] + int(height * rng.uniform(*cfg.spacing)) if k + 1 < n else glyph.shape[1]
         x = max(x, 1)
         if k == point_after - 1:

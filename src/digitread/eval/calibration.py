@@ -12,8 +12,12 @@ import torch
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
     """The gap between confidence and accuracy, averaged over equal-width confidence bins, weighted by count."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    return calibration_error(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels, bins)
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """ECE for any predictions given as (confidence, was it right): digits, whole strings, readings."""
+    correct = np.asarray(correct, dtype=bool)
     edges = np.linspace(0, 1, bins + 1)
     ece = 0.0
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):

@@ -12,7 +12,7 @@ from torch import nn
 
 from digitread.checkpoint import load_model
 from digitread.data.tensors import images_to_tensor
-from digitread.errors import ImageError
+from digitread.errors import ConfigError, ImageError
 from digitread.inference.io import ImageInput, load_image
 from digitread.inference.normalize import normalize_digit
 from digitread.inference.results import DigitPrediction
@@ -37,6 +37,11 @@ class DigitClassifier:
     """
 
     def __init__(self, model: nn.Module, device: str | torch.device | None = None, batch_size: int = 256):
+        if getattr(model, "task", "digits") != "digits":
+            raise ConfigError(
+                f"{getattr(model, 'arch', 'this model')} reads whole strings, not single digits: "
+                "use it as the sequence model (--sequence-model, sequence_path=)"
+            )
         self.device = pick_device(str(device) if device else None)
         self.model = prepare_model(model, self.device).eval()
         self.config = getattr(model, "config", {})

@@ -1,8 +1,12 @@
 """DigitReader: an image with a handwritten number in, a Reading out.
 
 load_image -> prepare (polarity, lighting, binarise, lines) -> segment (components, strokes,
-lines, marks) -> normalise each piece MNIST-style -> classify all pieces of all images in one
-batch -> choose how to cut touching digits -> assemble the Reading
+lines, marks) -> for each line, two readers:
+- segment: normalise each piece MNIST-style, classify all pieces of all images in one batch, choose
+  how to cut touching digits;
+- sequence: cut the line into a strip and read it whole with a CTC model (touching and cursive
+  runs need no cutting);
+-> keep the reading the calibrated confidences favour (``mode="auto"``) -> assemble the Reading
 """
 
 from __future__ import annotations
@@ -14,13 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from digitread.errors import ImageError
+from digitread.errors import ConfigError, ImageError
 from digitread.inference.io import ImageInput, load_image
 from digitread.inference.normalize import fit_digit, saturate_ink, thicken_strokes
 from digitread.inference.predictor import DigitClassifier
 from digitread.inference.preprocess import Prepared, prepare
 from digitread.inference.results import DigitReading, LineReading, Reading
 from digitread.inference.segment import Line, Piece, segment, split_candidates
+from digitread.inference.sequence import SequenceReader, StripReading
+from digitread.inference.strip import Strip, line_strip
+
+MODES = ("auto", "segment", "sequence")
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
 SPLIT_ASPECT = 1.0
@@ -56,37 +64,78 @@ class DigitReader:
         min_confidence: float = 0.5,
         reject_below: float = 0.25,
         one_number: bool = False,
+        sequence: SequenceReader | None = None,
+        mode: str | None = None,
     ):
         """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line whose digits'
         geometric-mean confidence is below it is not a number (text, scribbles, clutter) and is dropped.
         ``one_number``: the image is a field holding one number (a form box, a cheque amount, a register
-        cell); keep only its most prominent line, the one whose digits are largest and surest."""
+        cell); keep only its most prominent line, the one whose digits are largest and surest.
+        ``mode``: ``segment`` reads digit by digit, ``sequence`` reads each line whole with the
+        ``sequence`` model, ``auto`` runs both and keeps, per line, the one with the higher confidence;
+        by default ``auto`` when a sequence model is given, else ``segment``."""
+        mode = mode or ("auto" if sequence is not None else "segment")
+        if mode not in MODES:
+            raise ConfigError(f"unknown reading mode {mode!r}; choose {', '.join(MODES)}")
+        if mode != "segment" and sequence is None:
+            raise ConfigError(f"mode {mode!r} needs a sequence model; pass sequence= or use mode='segment'")
         self.classifier = classifier
+        self.sequence = sequence
+        self.mode = mode
         self.min_confidence = min_confidence
         self.reject_below = reject_below
         self.one_number = one_number
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> DigitReader:
-        return cls(DigitClassifier.from_pretrained(path, device=device), **kwargs)
+    def from_pretrained(
+        cls,
+        path: str | Path | None = None,
+        device: str | None = None,
+        sequence_path: str | Path | None = None,
+        mode: str = "auto",
+        **kwargs,
+    ) -> DigitReader:
+        """The shipped models, or the model folders given; the sequence model is loaded only if ``mode`` needs it."""
+        if mode not in MODES:
+            raise ConfigError(f"unknown reading mode {mode!r}; choose {', '.join(MODES)}")
+        classifier = DigitClassifier.from_pretrained(path, device=device)
+        sequence = None if mode == "segment" else SequenceReader.from_pretrained(sequence_path, device=device)
+        return cls(classifier, sequence=sequence, mode=mode, **kwargs)
 
     def read(self, image: ImageInput, name: str | None = None) -> Reading:
         return self.read_many([image], [name])[0]
 
     def read_many(self, images: Sequence[ImageInput], names: Sequence[str | None] | None = None) -> list[Reading]:
-        """Read several images; the classifier runs once over the pieces of all of them."""
+        """Read several images; each model runs once over the pieces or lines of all of them."""
         names = list(names) if names is not None else [None] * len(images)
         fields: list[np.ndarray] = []
+        strips: list[Strip] = []
         plans = []
         for image, name in zip(images, names, strict=True):
             gray = load_image(image, name)
             prepared = prepare(gray)
             lines = segment(prepared.mask)
-            plans.append((prepared, [self._plan_line(line, prepared, fields) for line in lines]))
+            line_plans = []
+            for line in lines:
+                plan = self._plan_line(line, prepared, fields) if self.mode != "sequence" else None
+                strip = None
+                if self.mode != "segment":
+                    strip = len(strips)
+                    strips.append(line_strip(prepared, line))
+                line_plans.append((line, plan, strip))
+            plans.append((prepared, line_plans))
         probs = self.classifier.probabilities(np.stack(fields)) if fields else np.zeros((0, 10), np.float32)
+        strip_readings = self.sequence.read([s.image for s in strips]) if strips else []
         readings = []
         for (prepared, line_plans), name in zip(plans, names, strict=True):
-            lines = [self._assemble(line, plan, probs, prepared) for line, plan in line_plans]
+            lines = []
+            for line, plan, strip in line_plans:
+                candidates = []
+                if plan is not None:
+                    candidates.append(self._assemble(line, plan, probs, prepared))
+                if strip is not None:
+                    candidates.append(self._assemble_sequence(line, strips[strip], strip_readings[strip], prepared))
+                lines.append(max(candidates, key=lambda c: c.confidence))  # ties go to the segment reading
             lines = [line for line in lines if self._is_number(line)]
             if self.one_number and len(lines) > 1:
                 lines = [max(lines, key=_prominence)]
@@ -107,7 +156,7 @@ class DigitReader:
         except ImageError:
             return np.zeros((28, 28), np.uint8)
 
-    def _plan_line(self, line: Line, prepared: Prepared, fields: list[np.ndarray]) -> tuple[Line, list]:
+    def _plan_line(self, line: Line, prepared: Prepared, fields: list[np.ndarray]) -> list:
         def add(pieces: list[Piece]) -> _Option:
             rows = []
             for p in pieces:
@@ -126,7 +175,7 @@ class DigitReader:
                 for parts in range(2, min(MAX_PARTS, math.ceil(expected) + 1) + 1):
                     options.extend(add(c) for c in split_candidates(piece, parts))
             plan.append((piece, options))
-        return line, plan
+        return plan
 
     # ---- assembling: pick the best option per piece, then marks and text ----
 
@@ -172,11 +221,45 @@ class DigitReader:
         chars = _with_marks(items, line, prepared)
         digits = [c for c in chars if c.char.isdigit()]
         confidence = float(np.prod([d.confidence for d in digits])) if digits else 0.0
-        x = min(c.box[0] for c in chars)
-        y = min(c.box[1] for c in chars)
-        x2 = max(c.box[0] + c.box[2] for c in chars)
-        y2 = max(c.box[1] + c.box[3] for c in chars)
-        return LineReading("".join(c.char for c in chars), confidence, (x, y, x2 - x, y2 - y), chars)
+        return _line_reading(chars, confidence, "segment")
+
+    def _assemble_sequence(self, line: Line, strip: Strip, result: StripReading, prepared: Prepared) -> LineReading:
+        """The sequence model's digits, boxed by the columns CTC read them from, with the line's marks."""
+        items: list[tuple[float, DigitReading | tuple[str, Piece]]] = []
+        spans = []
+        for char, (sx0, sx1), p in zip(result.text, result.spans, result.char_probs, strict=True):
+            x0, x1 = strip.to_working(sx0, sx1)
+            spans.append((x0, x1))
+            under = [q for q in line.pieces if q.kind == "digit" and q.x < x1 and q.x2 > x0]
+            y0 = min((q.y for q in under), default=min(q.y for q in line.pieces))
+            y1 = max((q.y2 for q in under), default=max(q.y2 for q in line.pieces))
+            best = int(char)
+            order = [int(c) for c in np.argsort(-p) if int(c) != best][:2]
+            digit = DigitReading(
+                char,
+                float(p[best]),
+                prepared.to_original(x0, y0, max(1, x1 - x0), y1 - y0),
+                [(str(c), float(p[c])) for c in order],
+                uncertain=float(p[best]) < self.min_confidence,
+            )
+            items.append(((x0 + x1) / 2, digit))
+        for q in line.pieces:
+            centre = q.x + q.w / 2
+            if q.kind != "digit" and not any(a <= centre < b for a, b in spans):
+                items.append((centre, (q.kind, q)))
+        items.sort(key=lambda item: item[0])
+        chars = _with_marks([it for _, it in items], line, prepared)
+        return _line_reading(chars, result.confidence if chars else 0.0, "sequence")
+
+
+def _line_reading(chars: list[DigitReading], confidence: float, path: str) -> LineReading:
+    if not chars:
+        return LineReading("", 0.0, (0, 0, 0, 0), [], path)
+    x = min(c.box[0] for c in chars)
+    y = min(c.box[1] for c in chars)
+    x2 = max(c.box[0] + c.box[2] for c in chars)
+    y2 = max(c.box[1] + c.box[3] for c in chars)
+    return LineReading("".join(c.char for c in chars), confidence, (x, y, x2 - x, y2 - y), chars, path)
 
 
 def _prominence(line: LineReading) -> float:

@@ -57,6 +57,7 @@ class LineReading:
     confidence: float
     box: tuple[int, int, int, int]
     digits: list[DigitReading]
+    path: str = "segment"  # which reader read it: "segment" (digit by digit) or "sequence" (whole line)
 
     @property
     def value(self) -> int | float | None:
@@ -68,6 +69,7 @@ class LineReading:
             "value": self.value,
             "confidence": round(self.confidence, 4),
             "box": list(self.box),
+            "path": self.path,
             "digits": [d.to_dict() for d in self.digits],
         }
 

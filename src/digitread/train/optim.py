@@ -72,5 +72,13 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("limit_batches", "threads", "patience", "outliers", "weight_decay"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name.replace('_', ' ')} cannot be negative, got {getattr(cfg, name)}")
+    if cfg.task not in ("digits", "strings"):
+        raise ConfigError(f"unknown task {cfg.task!r}; choose digits or strings")
+    if cfg.strips_per_epoch < cfg.batch_size:
+        raise ConfigError(f"strips per epoch ({cfg.strips_per_epoch}) must be at least one batch ({cfg.batch_size})")
+    if cfg.val_strips < 1:
+        raise ConfigError(f"val strips must be at least 1, got {cfg.val_strips}")
+    if cfg.workers < 0:
+        raise ConfigError(f"workers cannot be negative, got {cfg.workers}")
     if not 0 <= cfg.outlier_letters <= 1:
         raise ConfigError(f"outlier letters is a share in [0, 1], got {cfg.outlier_letters}")

@@ -1,0 +1,60 @@
+"""Sequence readers: a whole line of digits in, one column of class scores per 4 pixels out (CTC).
+
+A small CNN turns the fixed-height strip into a sequence of column features (height pooled away,
+width divided by 4), a bidirectional LSTM gives each column the context of its neighbours, and a
+linear layer scores blank plus the ten digits per column. CTC training needs no per-digit positions,
+so touching and overlapping digits are read without ever being cut apart.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from digitread.models._registry import register_model
+
+BLANK = 10  # class index of the CTC blank; digits keep their own values 0-9
+FRAME_WIDTH = 4  # strip pixels per output column
+
+
+def _block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class CRNN(nn.Module):
+    """(B, 1, 32, W) strips -> (B, W // 4, 11) logits; class ``BLANK`` is the CTC blank."""
+
+    task = "strings"
+
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (16, 32, 64, 96),
+        hidden: int = 96,
+        height: int = 32,
+        num_classes: int = 11,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.features = nn.Sequential(
+            *_block(1, c1), nn.MaxPool2d(2),  # 16 x W/2
+            *_block(c1, c2), nn.MaxPool2d(2),  # 8 x W/4
+            *_block(c2, c3), *_block(c3, c3), nn.MaxPool2d((2, 1)),  # 4 x W/4
+            *_block(c3, c4), nn.MaxPool2d((2, 1)),  # 2 x W/4
+        )  # fmt: skip
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = nn.LSTM(c4 * (height // 16), hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)  # (B, C, 2, W/4)
+        f = f.flatten(1, 2).transpose(1, 2)  # (B, W/4, C * 2): one feature vector per column
+        f, _ = self.rnn(self.dropout(f).float())  # the LSTM runs in fp32 even under bf16 autocast
+        return self.head(self.dropout(f))
+
+
+register_model(
+    "crnn_digits",
+    CRNN,
+    "CNN + bidirectional LSTM + CTC reading a whole 32-pixel-high strip of digits (task: strings)",
+)

@@ -1,0 +1,243 @@
+"""Training a sequence model (task ``strings``): synthetic number strips in, CTC loss out.
+
+Strips are made on the fly from MNIST *training* digits by worker processes while the model trains
+(``data.strips``); validation strips come from the held-out validation digits, with a fixed seed,
+so every epoch is judged on the same strips. Each epoch draws its own seeded stream, and ends
+with an atomic checkpoint, so ``resume=True`` continues an interrupted run where it stopped. At the
+end a temperature is fitted on the validation strips so that a string's probability means what it
+says.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from digitread._io import atomic_write_json
+from digitread.checkpoint import load_checkpoint, save_checkpoint, save_model
+from digitread.config import RunConfig
+from digitread.data.mnist import MnistData
+from digitread.data.strips import StripConfig, StripStream, collate_strips, make_strips
+from digitread.errors import DigitreadError
+from digitread.inference.ctc import greedy_decode, string_log_probs
+from digitread.inference.sequence import STRIP_INPUT, strip_log_probs, strip_tensor
+from digitread.models.crnn import BLANK, FRAME_WIDTH
+from digitread.runtime import autocast, pick_device, prepare_model, set_threads, use_bf16
+from digitread.train.logging import NullLogger
+from digitread.train.loop import CHECKPOINT_FILE, HISTORY_FILE, RUN_CONFIG_FILE, FitResult, TrainingDiverged
+from digitread.train.optim import build_optimizer, build_schedule
+
+
+def _val_batches(strips: list[tuple[np.ndarray, str, np.ndarray]], size: int = 200):
+    for i in range(0, len(strips), size):
+        yield collate_strips([(s, label) for _, label, s in strips[i : i + size]])
+
+
+def evaluate_strips(
+    model: nn.Module, strips: list[tuple[np.ndarray, str, np.ndarray]], temperature: float = 1.0
+) -> dict[str, Any]:
+    """Exact-string accuracy, CTC loss and per-strip (confidence, correct) for greedy decoding."""
+    model.eval()
+    correct, losses, confidences, hits = 0, [], [], []
+    for x, widths, _, labels in _val_batches(strips):
+        log_probs, lengths = strip_log_probs(model, x, widths)
+        log_probs = (log_probs / temperature).log_softmax(2)
+        probs = log_probs.exp().numpy()
+        texts = [greedy_decode(p[:n]).text for p, n in zip(probs, lengths.tolist(), strict=True)]
+        losses.extend((-string_log_probs(log_probs, lengths, labels)).tolist())
+        confidences.extend(string_log_probs(log_probs, lengths, texts).exp().tolist())
+        for text, label in zip(texts, labels, strict=True):
+            hits.append(text == label)
+            correct += text == label
+    return {
+        "exact": correct / len(strips),
+        "loss": float(np.mean(losses)),
+        "confidences": np.array(confidences),
+        "correct": np.array(hits),
+    }
+
+
+def fit_strip_temperature(model: nn.Module, strips) -> float:
+    """The temperature minimising the validation strings' negative log-likelihood (a 1-D search)."""
+    model.eval()
+    batches = [(strip_log_probs(model, x, w), labels) for x, w, _, labels in _val_batches(strips)]
+
+    def nll(t: float) -> float:
+        return float(
+            np.mean(
+                [(-string_log_probs((lp / t).log_softmax(2), n, labels)).mean().item() for (lp, n), labels in batches]
+            )
+        )
+
+    grid = np.exp(np.linspace(np.log(0.5), np.log(4.0), 22))
+    return float(min(grid, key=nll))
+
+
+def fit_strings(
+    model: nn.Module,
+    data: MnistData,
+    cfg: RunConfig,
+    out_dir: str | Path,
+    logger: NullLogger | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    device: str | None = None,
+) -> FitResult:
+    """Train a CTC sequence model on synthetic strips as ``cfg`` says; the final model goes to ``out_dir``."""
+    from digitread.eval.calibration import calibration_error
+
+    tc = cfg.train
+    logger = logger or NullLogger()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
+    set_threads(tc.threads)
+    dev = pick_device(device)
+    bf16 = use_bf16(tc.precision, model, dev)
+    model = prepare_model(model, dev)
+    if data.val is None:
+        raise DigitreadError("the strings task needs validation digits: set --val-size above 0")
+    train_images, train_labels = data.train.images, data.train.labels
+    if cfg.data.train_subset:
+        keep = np.random.default_rng(tc.seed + 1).permutation(len(train_labels))[: cfg.data.train_subset]
+        train_images, train_labels = train_images[keep], train_labels[keep]
+    logger.message(f"making {tc.val_strips} validation strips from the validation digits")
+    val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=1_000_003 + tc.seed)
+
+    steps_per_epoch = tc.strips_per_epoch // tc.batch_size
+    if tc.limit_batches:
+        steps_per_epoch = min(steps_per_epoch, tc.limit_batches)
+    optimizer = build_optimizer(model, tc)
+    schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
+    ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
+
+    start_epoch, step, history = 1, 0, []
+    best_exact, best_state, bad_epochs, train_seconds = -1.0, None, 0, 0.0
+    if resume:
+        state = load_checkpoint(out_dir / CHECKPOINT_FILE)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
+        best_exact, bad_epochs, train_seconds = state["best_acc"], state["bad_epochs"], state["train_seconds"]
+        best_state = state.get("best_model")
+        logger.message(f"resuming {out_dir} after epoch {state['epoch']} (step {step})")
+
+    stopped_early = False
+    wall_start = time.perf_counter()
+    for epoch in range(start_epoch, tc.epochs + 1):
+        if tc.patience and bad_epochs >= tc.patience:
+            stopped_early = True
+            break
+        model.train()
+        stream = StripStream(train_images, train_labels, steps_per_epoch, tc.batch_size, seed=tc.seed * 10_007 + epoch)
+        loader = torch.utils.data.DataLoader(
+            stream, batch_size=None, num_workers=tc.workers, prefetch_factor=8 if tc.workers else None
+        )
+        bar = tqdm(
+            total=steps_per_epoch, desc=f"epoch {epoch}/{tc.epochs}", disable=not progress, leave=False, unit="batch"
+        )
+        t0, loss_sum, seen = time.perf_counter(), 0.0, 0
+        for i, (x, widths, targets, labels) in enumerate(loader):
+            if i >= steps_per_epoch:
+                break
+            xb = strip_tensor(x.to(dev)).contiguous(memory_format=torch.channels_last)
+            with autocast(dev, bf16):
+                logits = model(xb).float()  # (B, T, 11)
+            log_probs = logits.log_softmax(2).transpose(0, 1)  # (T, B, 11), as CTCLoss wants
+            lengths = torch.clamp(widths // FRAME_WIDTH, max=logits.shape[1])
+            loss = ctc(log_probs, targets.to(dev), lengths, torch.tensor([len(t) for t in labels]))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # CTC gives the odd huge gradient early on
+            optimizer.step()
+            schedule.step()
+            step += 1
+            loss_sum += loss.item() * len(labels)
+            seen += len(labels)
+            if i % 25 == 0 or i == steps_per_epoch - 1:
+                running = loss_sum / seen
+                if not math.isfinite(running):
+                    raise TrainingDiverged(
+                        f"loss became {running} at epoch {epoch}, step {step}: lower --lr (now {tc.lr}); "
+                        f"the last good checkpoint is kept in {out_dir / CHECKPOINT_FILE}"
+                    )
+                bar.set_postfix(loss=f"{running:.4f}", refresh=False)
+                logger.log_scalars(step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
+            bar.update(1)
+        bar.close()
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        result = evaluate_strips(model, val)
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(seen, 1),
+            "val_exact": result["exact"],
+            "val_loss": result["loss"],
+            "lr": schedule.get_last_lr()[0],
+            "seconds": round(epoch_seconds, 3),
+        }
+        if result["exact"] > best_exact:
+            best_exact, bad_epochs = result["exact"], 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        history.append(record)
+        save_checkpoint(
+            out_dir / CHECKPOINT_FILE,
+            {
+                "epoch": epoch,
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "best_acc": best_exact,
+                "bad_epochs": bad_epochs,
+                "train_seconds": train_seconds,
+                **({"best_model": best_state} if best_state is not None else {}),
+            },
+        )
+        atomic_write_json(out_dir / HISTORY_FILE, history)
+        logger.log_epoch(epoch, record)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model = model.to(memory_format=torch.contiguous_format).cpu()
+    temperature = fit_strip_temperature(model, val)
+    before, after = evaluate_strips(model, val), evaluate_strips(model, val, temperature)
+    calibration = {
+        "temperature": round(temperature, 4),
+        "fitted_on": f"{tc.val_strips} synthetic strips of validation digits",
+        "ece_before": round(calibration_error(before["confidences"], before["correct"]), 4),
+        "ece_after": round(calibration_error(after["confidences"], after["correct"]), 4),
+    }
+    metrics: dict[str, Any] = {
+        "epochs_run": len(history),
+        "steps": step,
+        "train_seconds": round(train_seconds, 2),
+        "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
+        "val_exact": best_exact,
+    }
+    save_model(
+        model,
+        out_dir,
+        metrics=metrics,
+        preprocess={"task": "strings", **STRIP_INPUT},
+        dataset={"name": "mnist", "checksums": data.checksums, "train_digits": len(train_labels)},
+        extra={"task": "strings", "train": cfg.to_dict(), "calibration": calibration, "strips": vars(StripConfig())},
+    )
+    logger.message(
+        f"validation strips read exactly: {best_exact:.4f} after {len(history)} epochs, "
+        f"{metrics['train_seconds']:.1f} s of training; model saved to {out_dir}"
+    )
+    return FitResult(model.eval(), history, metrics, out_dir, stopped_early)

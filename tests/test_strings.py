@@ -1,0 +1,145 @@
+"""The sequence path: synthetic strips, CTC decoding, the CRNN, training with --task strings, reading modes."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from digitread.checkpoint import load_model, save_model
+from digitread.cli import main
+from digitread.data.strips import collate_strips, make_strips
+from digitread.inference.ctc import beam_decode, greedy_decode, string_log_probs
+from digitread.inference.strip import STRIP_HEIGHT
+from digitread.models import create_model
+from digitread.models.crnn import BLANK
+
+
+def _frames(*columns: dict[int, float]) -> np.ndarray:
+    """(T, 11) probabilities from per-column {class: probability}; the rest goes to blank."""
+    probs = np.zeros((len(columns), 11), np.float32)
+    for t, col in enumerate(columns):
+        for c, p in col.items():
+            probs[t, c] = p
+        probs[t, BLANK] += 1 - probs[t].sum()
+    return probs
+
+
+def test_strips_are_seeded_digit_labelled_and_cut_the_readers_way(mnist):
+    a = make_strips(mnist.train.images, mnist.train.labels, 6, seed=5)
+    b = make_strips(mnist.train.images, mnist.train.labels, 6, seed=5)
+    c = make_strips(mnist.train.images, mnist.train.labels, 6, seed=6)
+    assert [s[1] for s in a] == [s[1] for s in b]
+    assert all(np.array_equal(x[2], y[2]) for x, y in zip(a, b, strict=True))
+    assert [s[1] for s in a] != [s[1] for s in c]
+    for rendered, label, strip in a:
+        assert label.isdigit() and 1 <= len(label) <= 8
+        assert rendered.dtype == np.uint8 and rendered.ndim == 2
+        assert strip.shape[0] == STRIP_HEIGHT and strip.max() > 0
+
+
+def test_collate_pads_to_the_frame_width_and_concatenates_targets():
+    strips = [np.full((STRIP_HEIGHT, 30), 200, np.uint8), np.full((STRIP_HEIGHT, 41), 100, np.uint8)]
+    x, widths, targets, labels = collate_strips([(strips[0], "12"), (strips[1], "905")])
+    assert x.shape == (2, 1, STRIP_HEIGHT, 44) and x.dtype == torch.uint8
+    assert widths.tolist() == [30, 41]
+    assert targets.tolist() == [1, 2, 9, 0, 5] and labels == ["12", "905"]
+    assert x[0, 0, :, 30:].sum() == 0  # padding is background
+
+
+def test_greedy_decoding_collapses_repeats_and_keeps_blank_separated_doubles():
+    probs = _frames({3: 0.9}, {3: 0.8}, {}, {3: 0.9}, {7: 0.6}, {})
+    decoded = greedy_decode(probs)
+    assert decoded.text == "337"
+    assert decoded.spans == [(0, 2), (3, 4), (4, 5)]
+    assert decoded.char_probs[0][3] == pytest.approx(0.9)
+
+
+def test_beam_search_sums_alignments_that_greedy_decoding_misses():
+    # Each column alone prefers blank, yet "1" is likelier than "" once its three alignments are summed.
+    probs = _frames({1: 0.35, 2: 0.25}, {1: 0.35, 2: 0.25})
+    assert greedy_decode(probs).text == ""
+    assert beam_decode(probs) == "1"
+    log_p = string_log_probs(torch.from_numpy(np.log(np.maximum(probs, 1e-12)))[None], torch.tensor([2]), ["1"])
+    assert math.exp(log_p.item()) == pytest.approx(0.4 * 0.35 * 2 + 0.35 * 0.35, rel=1e-5)
+    log_empty = string_log_probs(torch.from_numpy(np.log(np.maximum(probs, 1e-12)))[None], torch.tensor([2]), [""])
+    assert math.exp(log_empty.item()) == pytest.approx(0.16, rel=1e-5)
+
+
+def test_crnn_reads_variable_width_strips_and_round_trips_through_a_model_folder(tmp_path):
+    model = create_model("crnn_digits").eval()
+    assert model.task == "strings"
+    x = torch.rand(3, 1, STRIP_HEIGHT, 96)
+    out = model(x)
+    assert out.shape == (3, 24, 11)
+    save_model(model, tmp_path / "seq", preprocess={"task": "strings"})
+    loaded = load_model(tmp_path / "seq")
+    assert torch.allclose(loaded(x), out, atol=1e-5)
+
+
+def test_train_strings_writes_a_calibrated_sequence_model_the_reader_uses(tmp_path, mnist_path, capsys):
+    out = tmp_path / "seq"
+    args = ["train", "--task", "strings", "--model", "crnn_digits", "--out", str(out), "--data-dir", str(mnist_path)]
+    args += ["--epochs", "1", "--batch-size", "16", "--strips-per-epoch", "32", "--workers", "0", "--quiet"]
+    args += ["--val-strips", "40"]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "strings" and config["preprocess"]["height"] == STRIP_HEIGHT
+    assert config["calibration"]["temperature"] > 0
+    assert config["metrics"]["steps"] == 2
+    capsys.readouterr()
+    assert main(["read", "examples/numbers", "--sequence-model", str(out), "--mode", "sequence", "--jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 5 and all(line["path"] == "sequence" for row in rows for line in row["lines"])
+
+
+def test_a_model_of_the_wrong_task_is_refused_in_one_line(tmp_path, capsys):
+    code = main(["train", "--task", "strings", "--model", "cnn", "--out", str(tmp_path / "x"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "--task digits" in err[0]
+
+
+def test_strips_command_writes_a_preview_grid(tmp_path, mnist_path, capsys):
+    out = tmp_path / "strips.png"
+    assert main(["strips", "--out", str(out), "--count", "4", "--data-dir", str(mnist_path)]) == 0
+    import cv2
+
+    grid = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
+    assert grid is not None and grid.shape[0] > 100 and grid.shape[1] > 700
+
+
+def test_export_to_onnx_matches_pytorch_for_any_batch_and_width(tmp_path, capsys):
+    save_model(create_model("crnn_digits"), tmp_path / "seq", preprocess={"task": "strings"})
+    assert main(["export", str(tmp_path / "seq"), "--out", str(tmp_path / "seq.onnx")]) == 0
+    assert "matches PyTorch" in capsys.readouterr().out
+    from digitread.export import export_onnx
+
+    result = export_onnx(tmp_path / "seq", tmp_path / "again.onnx")
+    assert result["task"] == "strings" and result["max_abs_diff"] < 1e-4
+
+
+def test_export_of_a_folder_without_a_model_is_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "x.onnx")]) == 1
+    assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_the_font_digit_bank_ships_every_digit_mnist_style():
+    from digitread.data.font_digits import load_font_digits
+
+    images, labels = load_font_digits()
+    assert images.shape[1:] == (28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels, minlength=10).min() >= 20  # every digit in every font
+    for image in images:  # MNIST conventions: the ink's box fitted into 20x20
+        ys, xs = np.nonzero(image)
+        assert max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 21
+
+
+def test_models_used_in_the_wrong_place_are_named(tmp_path, capsys):
+    save_model(create_model("crnn_digits"), tmp_path / "seq", preprocess={"task": "strings"})
+    assert main(["read", "examples/numbers", "--model", str(tmp_path / "seq")]) == 1
+    assert "use it as the sequence model" in capsys.readouterr().err
+    assert main(["read", "examples/numbers", "--sequence-model", "src/digitread/weights/default"]) == 1
+    assert "reads single digits, not strings" in capsys.readouterr().err
