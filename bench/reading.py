@@ -147,7 +147,7 @@ def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int 
     """Generated strips (MNIST test digits) in which every digit is pushed against the one before, a
     third of the gaps joined by a pen stroke: exact-string accuracy of each mode on the same images."""
     rng = np.random.default_rng(2027)
-    cfg = StripConfig(min_digits=3, max_digits=7, touching=1.0, ligature=0.3)
+    cfg = StripConfig(min_digits=3, max_digits=7, touching=1.0, ligature=0.3, words=0)
     samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
     result = {"images": count, "digits_per_image": "3-7"}
     for mode, reader in readers.items():
@@ -161,7 +161,9 @@ def bench_sequence_speed(sequence: SequenceReader, data: MnistData, count: int =
     rng = np.random.default_rng(2028)
     strips = []
     while len(strips) < count:
-        strip = image_strip(compose_strip(data.test.images, data.test.labels, rng, StripConfig(min_digits=3))[0])
+        strip = image_strip(
+            compose_strip(data.test.images, data.test.labels, rng, StripConfig(min_digits=3, words=0))[0]
+        )
         if strip is not None:
             strips.append(strip)
     sequence.read(strips[:8])  # warm up

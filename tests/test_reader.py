@@ -232,7 +232,7 @@ def _touching_numbers(data, count: int):
     from digitread.data.strips import StripConfig, compose_strip
 
     rng = np.random.default_rng(99)
-    cfg = StripConfig(min_digits=3, max_digits=6, touching=1.0, ligature=0.3)
+    cfg = StripConfig(min_digits=3, max_digits=6, touching=1.0, ligature=0.3, words=0)
     samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
     return [s for s, _ in samples], [label for _, label in samples]
 
@@ -260,3 +260,10 @@ def test_cli_read_mode_segment_reports_its_path(capsys):
     assert main(["read", str(NUMBERS[0]), "--mode", "segment", "--jsonl"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["lines"][0]["path"] == "segment" and row["text"] == _expected(NUMBERS[0])
+
+
+def test_a_sequence_reading_does_not_depend_on_its_batch(readers):
+    many = readers["sequence"].read_many(NUMBERS)
+    for path, reading in zip(NUMBERS, many, strict=True):
+        alone = readers["sequence"].read(path)
+        assert alone.text == reading.text and alone.confidence == pytest.approx(reading.confidence, rel=1e-5)

@@ -62,7 +62,7 @@ _FONTS = (
 )
 
 
-def _letter(rng: np.random.Generator) -> np.ndarray:
+def draw_letter(rng: np.random.Generator) -> np.ndarray:
     """A letter drawn with one of OpenCV's fonts, slanted at random: a shape a reader must not call a digit."""
     canvas = np.zeros((96, 96), np.uint8)
     font = _FONTS[int(rng.integers(len(_FONTS)))] | (cv2.FONT_ITALIC if rng.random() < 0.3 else 0)
@@ -86,7 +86,7 @@ def make_outliers(images: np.ndarray, count: int, seed: int = 0, letters: float 
             raise ValueError("could not make outliers: the digit images look blank")
         i, j = rng.integers(0, len(images), 2)
         if letters > 0 and rng.random() < letters:  # no extra draw without letters: keeps old runs reproducible
-            shape = _letter(rng)
+            shape = draw_letter(rng)
         else:
             shape = _fragment(images[i], rng) if rng.random() < 0.7 else _pair(images[i], images[j], rng)
         if shape is None or shape.max() == 0:

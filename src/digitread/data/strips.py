@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from digitread.data.font_digits import load_font_digits
+from digitread.data.outliers import draw_letter
 from digitread.data.synth import place, shape_digit, touch_offset
 from digitread.inference.strip import STRIP_HEIGHT, image_strip
 
@@ -38,6 +39,7 @@ class StripConfig:
     continental: float = 0.3  # chance that a 1 gets a flag and a 7 a crossbar (European hands; MNIST has few)
     font_digits: float = 0.2  # share of digits taken from handwriting-style fonts (``data/font_digits.py``)
     elastic: float = 0.5  # share of digits warped by a smooth random displacement field
+    words: float = 0.08  # chance that the strip holds letters instead of digits: the model must read nothing
     separators: float = 0.35  # chance of thousands dots or commas
     trailing: float = 0.35  # chance of a trailing '-', '=', '/-', ',-' or '.-'
     leading: float = 0.1  # chance of a leading '=' or '-' (cheque amounts are fenced against edits)
@@ -130,7 +132,7 @@ def _join(canvas: np.ndarray, x: int, y: int, glyph: np.ndarray, stroke: int) ->
 def compose_strip(
     images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, cfg: StripConfig
 ) -> tuple[np.ndarray, str]:
-    """One rendered strip (uint8 grey, as photographed) and its digits."""
+    """One rendered strip (uint8 grey, as photographed) and its digits ('' for a strip of letters)."""
     n = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
     fonts, font_labels = load_font_digits() if cfg.font_digits > 0 else (images[:0], labels[:0])
     digits, digit_labels = [], []
@@ -161,6 +163,11 @@ def compose_strip(
             glyph = cv2.resize(glyph, (max(2, round(glyph.shape[1] * stretch)), glyph.shape[0]))
         glyphs.append(glyph)
     label = "".join(map(str, digit_labels))
+    if rng.random() < cfg.words:  # OpenCV's fonts (letters with no digit look-alike), as for the digit model
+        glyphs = [
+            shape_digit(draw_letter(rng), max(8, int(height * rng.uniform(0.5, 1.0))), slant, rng) for _ in glyphs
+        ]
+        label = ""
     marks_after: dict[int, list[str]] = {}
     if n >= 4 and rng.random() < cfg.separators:
         sep = str(rng.choice([".", ","]))

@@ -20,6 +20,7 @@ from digitread.runtime import autocast, pick_device
 
 DEFAULT_SEQUENCE_MODEL = "sequence"
 BATCH = 64
+RIGHT_MARGIN = 32  # wider than the network's receptive field (about 31 pixels)
 STRIP_INPUT = {"height": STRIP_HEIGHT, "frame_width": FRAME_WIDTH, "mean": 0.1, "std": 0.3, "blank": BLANK}
 
 
@@ -32,9 +33,10 @@ def strip_tensor(x: torch.Tensor) -> torch.Tensor:
 def strip_log_probs(model: nn.Module, x: torch.Tensor, widths: torch.Tensor, bf16: bool = False):
     """Log-probabilities (B, T, 11) and the number of valid columns of each strip."""
     xb = strip_tensor(x).contiguous(memory_format=torch.channels_last)
+    lengths = torch.clamp(widths // FRAME_WIDTH, min=1, max=x.shape[-1] // FRAME_WIDTH)
     with autocast(xb.device, bf16):
-        logits = model(xb).float()
-    return logits.log_softmax(2), torch.clamp(widths // FRAME_WIDTH, min=1, max=logits.shape[1])
+        logits = model(xb, lengths).float()
+    return logits.log_softmax(2), lengths
 
 
 @dataclass
@@ -79,7 +81,11 @@ class SequenceReader:
         out: list[StripReading | None] = [None] * len(strips)
         for start in range(0, len(order), BATCH):
             chunk = order[start : start + BATCH]
-            x, widths, _, _ = collate_strips([(strips[i], "") for i in chunk])
+            # Every strip gets RIGHT_MARGIN blank columns more than it needs: the network then sees the
+            # same blank beyond a strip's end whatever it is batched with, and a reading never depends
+            # on its batch (the LSTM stops at each strip's own end, see CRNN.forward).
+            x, _, _, _ = collate_strips([(np.pad(strips[i], ((0, 0), (0, RIGHT_MARGIN))), "") for i in chunk])
+            widths = torch.tensor([strips[i].shape[1] for i in chunk])
             log_probs, lengths = strip_log_probs(self.model, x.to(self.device), widths)
             log_probs = (log_probs.cpu() / self.temperature).log_softmax(2)
             probs = log_probs.exp().numpy()

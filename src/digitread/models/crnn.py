@@ -46,10 +46,16 @@ class CRNN(nn.Module):
         self.rnn = nn.LSTM(c4 * (height // 16), hidden, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * hidden, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths``: valid columns per strip when a batch is padded to its widest strip; the LSTM then
+        stops at each strip's own end, so a reading does not depend on what it was batched with."""
         f = self.features(x)  # (B, C, 2, W/4)
-        f = f.flatten(1, 2).transpose(1, 2)  # (B, W/4, C * 2): one feature vector per column
-        f, _ = self.rnn(self.dropout(f).float())  # the LSTM runs in fp32 even under bf16 autocast
+        f = self.dropout(f.flatten(1, 2).transpose(1, 2)).float()  # (B, W/4, C * 2); the LSTM runs in fp32
+        if lengths is None:
+            f, _ = self.rnn(f)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(f, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            f, _ = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=f.shape[1])
         return self.head(self.dropout(f))
 
 
@@ -57,4 +63,11 @@ register_model(
     "crnn_digits",
     CRNN,
     "CNN + bidirectional LSTM + CTC reading a whole 32-pixel-high strip of digits (task: strings)",
+)
+register_model(
+    "crnn_wide",
+    CRNN,
+    "crnn_digits with wider convolutions (32-64-96-128) and a 128-unit LSTM (task: strings)",
+    channels=(32, 64, 96, 128),
+    hidden=128,
 )

@@ -150,10 +150,10 @@ def fit_strings(
             if i >= steps_per_epoch:
                 break
             xb = strip_tensor(x.to(dev)).contiguous(memory_format=torch.channels_last)
+            lengths = torch.clamp(widths // FRAME_WIDTH, min=1, max=x.shape[-1] // FRAME_WIDTH)
             with autocast(dev, bf16):
-                logits = model(xb).float()  # (B, T, 11)
+                logits = model(xb, lengths).float()  # (B, T, 11)
             log_probs = logits.log_softmax(2).transpose(0, 1)  # (T, B, 11), as CTCLoss wants
-            lengths = torch.clamp(widths // FRAME_WIDTH, max=logits.shape[1])
             loss = ctc(log_probs, targets.to(dev), lengths, torch.tensor([len(t) for t in labels]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
