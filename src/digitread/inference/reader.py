@@ -26,7 +26,7 @@ from digitread.inference.preprocess import Prepared, prepare
 from digitread.inference.results import DigitReading, LineReading, Reading
 from digitread.inference.segment import Line, Piece, segment, split_candidates
 from digitread.inference.sequence import SequenceReader, StripReading
-from digitread.inference.strip import Strip, line_strip
+from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
 MODES = ("auto", "segment", "sequence")
 
@@ -224,29 +224,23 @@ class DigitReader:
         return _line_reading(chars, confidence, "segment")
 
     def _assemble_sequence(self, line: Line, strip: Strip, result: StripReading, prepared: Prepared) -> LineReading:
-        """The sequence model's digits, boxed by the columns CTC read them from, with the line's marks."""
+        """The sequence model's digits, boxed by where CTC read them (``boxes_from_alignment``), with the
+        line's marks placed among them by position."""
+        centres = [sum(strip.to_working(a, b)) / 2 for a, b in result.spans]
         items: list[tuple[float, DigitReading | tuple[str, Piece]]] = []
-        spans = []
-        for char, (sx0, sx1), p in zip(result.text, result.spans, result.char_probs, strict=True):
-            x0, x1 = strip.to_working(sx0, sx1)
-            spans.append((x0, x1))
-            under = [q for q in line.pieces if q.kind == "digit" and q.x < x1 and q.x2 > x0]
-            y0 = min((q.y for q in under), default=min(q.y for q in line.pieces))
-            y1 = max((q.y2 for q in under), default=max(q.y2 for q in line.pieces))
+        boxes = boxes_from_alignment(line, centres) if result.text else []
+        for char, (x0, y0, x1, y1), p in zip(result.text, boxes, result.char_probs, strict=True):
             best = int(char)
             order = [int(c) for c in np.argsort(-p) if int(c) != best][:2]
             digit = DigitReading(
                 char,
                 float(p[best]),
-                prepared.to_original(x0, y0, max(1, x1 - x0), y1 - y0),
+                prepared.to_original(x0, y0, x1 - x0, y1 - y0),
                 [(str(c), float(p[c])) for c in order],
                 uncertain=float(p[best]) < self.min_confidence,
             )
             items.append(((x0 + x1) / 2, digit))
-        for q in line.pieces:
-            centre = q.x + q.w / 2
-            if q.kind != "digit" and not any(a <= centre < b for a, b in spans):
-                items.append((centre, (q.kind, q)))
+        items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind != "digit")
         items.sort(key=lambda item: item[0])
         chars = _with_marks([it for _, it in items], line, prepared)
         return _line_reading(chars, result.confidence if chars else 0.0, "sequence")

@@ -55,6 +55,40 @@ def line_strip(prepared: Prepared, line: Line) -> Strip:
     return Strip(strip, x0, y0, scale)
 
 
+def boxes_from_alignment(line: Line, centres: list[float]) -> list[tuple[int, int, int, int]]:
+    """A box (x, y, x2, y2, working coordinates) for each of a line's digits read by the sequence model,
+    given the column each was read at (left to right).
+
+    CTC places a digit's spike somewhere on or just before the digit, so the spikes only order the
+    digits: between two neighbouring spikes the line is cut at the column with the least ink (the gap
+    between the two digits, or their thinnest join), and each box is the ink between cuts.
+    """
+    digits = [p for p in line.pieces if p.kind == "digit"] or line.pieces
+    x0, y0 = min(p.x for p in digits), min(p.y for p in digits)
+    x1, y1 = max(p.x2 for p in digits), max(p.y2 for p in digits)
+    ink = np.zeros((y1 - y0, x1 - x0), bool)
+    for p in digits:
+        ink[p.y - y0 : p.y2 - y0, p.x - x0 : p.x2 - x0] |= p.mask > 0
+    profile = np.convolve(ink.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
+    spikes = [int(np.clip(round(c) - x0, 0, x1 - x0 - 1)) for c in centres]
+    cuts = [0]
+    for a, b in zip(spikes, spikes[1:], strict=False):
+        lo, hi = max(cuts[-1] + 1, min(a, b)), max(a, b)
+        # The last of equally empty columns: a spike often sits in the gap just before its own digit.
+        cuts.append(hi - 1 - int(np.argmin(profile[lo:hi][::-1])) if hi > lo else max(lo, cuts[-1] + 1))
+    cuts.append(x1 - x0)
+    boxes = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        b = max(b, a + 1)
+        rows = np.nonzero(ink[:, a:b].any(axis=1))[0]
+        cols = np.nonzero(ink[:, a:b].any(axis=0))[0]
+        if len(rows):
+            boxes.append((x0 + a + int(cols[0]), y0 + int(rows[0]), x0 + a + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1))
+        else:
+            boxes.append((x0 + a, y0, x0 + b, y1))
+    return boxes
+
+
 def main_line(lines: list[Line]) -> Line | None:
     """The line with the most ink: the number, when an image holds one number and some clutter."""
     return max(lines, key=lambda line: sum(int(p.mask.sum()) for p in line.pieces), default=None)
