@@ -143,3 +143,16 @@ def test_models_used_in_the_wrong_place_are_named(tmp_path, capsys):
     assert "use it as the sequence model" in capsys.readouterr().err
     assert main(["read", "examples/numbers", "--sequence-model", "src/digitread/weights/default"]) == 1
     assert "reads single digits, not strings" in capsys.readouterr().err
+
+
+def test_boxes_from_alignment_cut_in_the_gaps_wherever_the_spikes_sit():
+    from digitread.inference.segment import Line, Piece
+    from digitread.inference.strip import boxes_from_alignment
+
+    def piece(x, w, kind="digit"):
+        return Piece(x, 10, w, 30, np.full((30, w), 255, np.uint8), kind)
+
+    line = Line([piece(0, 20), piece(30, 20), piece(55, 4, "dot"), piece(62, 20)], 30.0)
+    expected = [(0, 10, 20, 40), (30, 10, 50, 40), (62, 10, 82, 40)]
+    for centres in ([2, 31, 63], [10, 40, 72], [18, 48, 80], [-5, 28, 60]):  # left edges, centres, right edges
+        assert boxes_from_alignment(line, centres) == expected, centres
