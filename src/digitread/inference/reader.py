@@ -243,12 +243,14 @@ class DigitReader:
         items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind != "digit")
         items.sort(key=lambda item: item[0])
         chars = _with_marks([it for _, it in items], line, prepared)
-        return _line_reading(chars, result.confidence if chars else 0.0, "sequence")
+        # An empty reading keeps its probability: the model's word that the line holds no digits
+        # (letters, a scribble), which auto weighs against the digit-by-digit reading.
+        return _line_reading(chars, result.confidence, "sequence")
 
 
 def _line_reading(chars: list[DigitReading], confidence: float, path: str) -> LineReading:
     if not chars:
-        return LineReading("", 0.0, (0, 0, 0, 0), [], path)
+        return LineReading("", confidence, (0, 0, 0, 0), [], path)
     x = min(c.box[0] for c in chars)
     y = min(c.box[1] for c in chars)
     x2 = max(c.box[0] + c.box[2] for c in chars)
