@@ -26,7 +26,7 @@ model: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe reader --out runs/reader --overwrite
 	cp runs/reader/model.safetensors runs/reader/config.json runs/reader/history.json src/digitread/weights/default/
 
-# Retrain the sequence model shipped in the package (about 30 minutes on 2 cores) and install it.
+# Retrain the sequence model shipped in the package (about 45 minutes on 2 cores) and install it.
 sequence-model: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --out runs/strings --overwrite
 	mkdir -p src/digitread/weights/sequence
