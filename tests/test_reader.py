@@ -267,3 +267,9 @@ def test_a_sequence_reading_does_not_depend_on_its_batch(readers):
     for path, reading in zip(NUMBERS, many, strict=True):
         alone = readers["sequence"].read(path)
         assert alone.text == reading.text and alone.confidence == pytest.approx(reading.confidence, rel=1e-5)
+
+
+def test_cli_read_with_beam_decoding_reads_the_examples(capsys):
+    assert main(["read", *map(str, NUMBERS), "--mode", "sequence", "--decoder", "beam", "--jsonl"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["text"] for row in rows] == [_expected(p) for p in NUMBERS]

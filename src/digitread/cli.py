@@ -272,6 +272,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     reader = DigitReader.from_pretrained(
         args.model,
         sequence_path=args.sequence_model,
+        decoder=args.decoder,
         mode=args.mode,
         min_confidence=args.min_confidence,
         one_number=args.one_number,
@@ -379,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
         "of the two (default: auto)",
     )
     p.add_argument("--sequence-model", default=None, help="sequence model folder (default: the shipped one)")
+    p.add_argument(
+        "--decoder",
+        choices=["greedy", "beam"],
+        default="greedy",
+        help="sequence decoding: greedy (fast) or beam search (a little more accurate, slower) (default: greedy)",
+    )
     p.add_argument("--batch", type=_positive_int, default=32, help="images classified together")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_read)

@@ -93,13 +93,17 @@ class DigitReader:
         device: str | None = None,
         sequence_path: str | Path | None = None,
         mode: str = "auto",
+        decoder: str = "greedy",
         **kwargs,
     ) -> DigitReader:
-        """The shipped models, or the model folders given; the sequence model is loaded only if ``mode`` needs it."""
+        """The shipped models, or the model folders given; the sequence model is loaded only if ``mode``
+        needs it, and decodes with ``decoder`` (greedy or beam)."""
         if mode not in MODES:
             raise ConfigError(f"unknown reading mode {mode!r}; choose {', '.join(MODES)}")
         classifier = DigitClassifier.from_pretrained(path, device=device)
-        sequence = None if mode == "segment" else SequenceReader.from_pretrained(sequence_path, device=device)
+        sequence = None
+        if mode != "segment":
+            sequence = SequenceReader.from_pretrained(sequence_path, device=device, decoder=decoder)
         return cls(classifier, sequence=sequence, mode=mode, **kwargs)
 
     def read(self, image: ImageInput, name: str | None = None) -> Reading:
