@@ -156,3 +156,35 @@ def test_boxes_from_alignment_cut_in_the_gaps_wherever_the_spikes_sit():
     expected = [(0, 10, 20, 40), (30, 10, 50, 40), (62, 10, 82, 40)]
     for centres in ([2, 31, 63], [10, 40, 72], [18, 48, 80], [-5, 28, 60]):  # left edges, centres, right edges
         assert boxes_from_alignment(line, centres) == expected, centres
+
+
+def test_an_interrupted_strings_run_resumes_to_the_same_model(mnist, tmp_path):
+    from digitread.config import RunConfig, TrainConfig
+    from digitread.train.loop import seed_everything
+    from digitread.train.strings import fit_strings
+
+    class StopAfterFirstEpoch:
+        def log_scalars(self, step, scalars): ...
+        def message(self, text): ...
+        def log_epoch(self, epoch, record):
+            raise KeyboardInterrupt
+
+    cfg = RunConfig(
+        train=TrainConfig(
+            task="strings", model="crnn_digits", epochs=2, batch_size=8, strips_per_epoch=16, val_strips=8,
+            workers=0, label_smoothing=0.0,
+        )
+    )  # fmt: skip
+
+    def train(out, **kwargs):
+        seed_everything(0)
+        return fit_strings(create_model("crnn_digits"), mnist, cfg, tmp_path / out, progress=False, **kwargs)
+
+    whole = train("whole")
+    with pytest.raises(KeyboardInterrupt):
+        train("cut", logger=StopAfterFirstEpoch())
+    resumed = train("cut", resume=True)
+    assert resumed.metrics["steps"] == whole.metrics["steps"] == 4
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
+    a, b = load_model(whole.out_dir).state_dict(), load_model(resumed.out_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -91,10 +91,10 @@ class SequenceReader:
             probs = log_probs.exp().numpy()
             decoded = [greedy_decode(p[:n]) for p, n in zip(probs, lengths.tolist(), strict=True)]
             if self.decoder == "beam":
-                for d, p, n in zip(decoded, probs, lengths.tolist(), strict=True):
+                for k, (p, n) in enumerate(zip(probs, lengths.tolist(), strict=True)):
                     text = beam_decode(p[:n])
-                    if text != d.text:
-                        decoded[decoded.index(d)] = _spread(text, p[:n])
+                    if text != decoded[k].text:
+                        decoded[k] = _spread(text, p[:n])
             confidence = string_log_probs(log_probs, lengths, [d.text for d in decoded]).exp().tolist()
             for i, d, c in zip(chunk, decoded, confidence, strict=True):
                 spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in d.spans]

@@ -8,7 +8,6 @@ Every epoch ends with an atomic checkpoint (model, optimizer, schedule, random s
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -21,25 +20,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from digitread._io import atomic_write_json
-from digitread.checkpoint import load_checkpoint, save_checkpoint, save_model
+from digitread.checkpoint import save_model
 from digitread.config import RunConfig
 from digitread.data.augment import random_affine
 from digitread.data.mnist import MnistData
 from digitread.data.outliers import make_outliers
 from digitread.data.tensors import images_to_tensor, normalize
-from digitread.errors import DigitreadError
 from digitread.eval.calibration import calibration_entry
 from digitread.runtime import autocast, has_conv, pick_device, predict_logits, prepare_model, set_threads, use_bf16
 from digitread.train.logging import NullLogger
 from digitread.train.optim import build_optimizer, build_schedule
+from digitread.train.state import CHECKPOINT_FILE, HISTORY_FILE, RunState, TrainingDiverged, check_finite
 
-CHECKPOINT_FILE = "checkpoint.safetensors"
-HISTORY_FILE = "history.json"
+__all__ = ["CHECKPOINT_FILE", "HISTORY_FILE", "RUN_CONFIG_FILE", "FitResult", "TrainingDiverged", "fit"]
+
 RUN_CONFIG_FILE = "train_config.json"
-
-
-class TrainingDiverged(DigitreadError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -120,24 +115,16 @@ def fit(
     schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
 
-    start_epoch, step, history = 1, 0, []
-    best_acc, best_state, bad_epochs, train_seconds = -1.0, None, 0, 0.0
+    run = RunState()
     if resume:
-        state = load_checkpoint(out_dir / CHECKPOINT_FILE)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
-        best_acc, bad_epochs, train_seconds = state["best_acc"], state["bad_epochs"], state["train_seconds"]
-        best_state = state.get("best_model")
-        logger.message(f"resuming {out_dir} after epoch {state['epoch']} (step {step})")
+        run, saved = RunState.resume(out_dir, model, optimizer, schedule)
+        gen.set_state(saved["generator"])
+        logger.message(f"resuming {out_dir} after epoch {run.epoch} (step {run.step})")
 
     stopped_early = False
     wall_start = time.perf_counter()
-    for epoch in range(start_epoch, tc.epochs + 1):
-        if tc.patience and bad_epochs >= tc.patience:
+    for epoch in range(run.epoch + 1, tc.epochs + 1):
+        if run.should_stop(tc.patience):
             stopped_early = True
             break
         model.train()
@@ -176,23 +163,19 @@ def fit(
             loss.backward()
             optimizer.step()
             schedule.step()
-            step += 1
+            run.step += 1
             loss_sum += loss.detach() * len(idx)
             correct += (logits.detach().argmax(1) == yb).sum()
             seen += len(idx)
             if i % 25 == 0 or i == steps_per_epoch - 1:
                 running = (loss_sum / seen).item()
-                if not math.isfinite(running):
-                    raise TrainingDiverged(
-                        f"loss became {running} at epoch {epoch}, step {step}: lower --lr (now {tc.lr}); "
-                        f"the last good checkpoint is kept in {out_dir / CHECKPOINT_FILE}"
-                    )
+                check_finite(running, epoch, run.step, tc.lr, out_dir)
                 bar.set_postfix(loss=f"{running:.4f}", acc=f"{(correct / seen).item():.4f}", refresh=False)
-                logger.log_scalars(step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
+                logger.log_scalars(run.step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
             bar.update(1)
         bar.close()
         epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
+        run.train_seconds += epoch_seconds
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": (loss_sum / max(seen, 1)).item(),
@@ -202,43 +185,21 @@ def fit(
         }
         if x_val is not None:
             record["val_acc"], record["val_loss"] = _accuracy_and_loss(model, x_val, y_val, tc.eval_batch_size, bf16)
-            if record["val_acc"] > best_acc:
-                best_acc, bad_epochs = record["val_acc"], 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-        history.append(record)
-        save_checkpoint(
-            out_dir / CHECKPOINT_FILE,
-            {
-                "epoch": epoch,
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "best_acc": best_acc,
-                "bad_epochs": bad_epochs,
-                "train_seconds": train_seconds,
-                **({"best_model": best_state} if best_state is not None else {}),
-            },
-        )
-        atomic_write_json(out_dir / HISTORY_FILE, history)
+        run.end_epoch(record, model, record.get("val_acc"))
+        run.save(out_dir, model, optimizer, schedule, generator=gen.get_state())
         logger.log_epoch(epoch, record)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)  # the epoch with the best validation accuracy
+    if run.best_model is not None:
+        model.load_state_dict(run.best_model)  # the epoch with the best validation accuracy
     metrics: dict[str, Any] = {
-        "epochs_run": len(history),
-        "steps": step,
-        "train_seconds": round(train_seconds, 2),
+        "epochs_run": len(run.history),
+        "steps": run.step,
+        "train_seconds": round(run.train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
     }
     calibration = None
     if x_val is not None:
-        metrics["val_accuracy"] = best_acc
+        metrics["val_accuracy"] = run.best_score
         val_logits = predict_logits(model, x_val, tc.eval_batch_size).cpu()
         calibration = calibration_entry(val_logits, y_val, f"validation split ({len(y_val)} images)")
     x_test = images_to_tensor(data.test.images)
@@ -254,7 +215,7 @@ def fit(
         extra={"train": cfg.to_dict(), **({"calibration": calibration} if calibration else {})},
     )
     logger.message(
-        f"test accuracy {metrics['test_accuracy']:.4f} after {len(history)} epochs, "
+        f"test accuracy {metrics['test_accuracy']:.4f} after {len(run.history)} epochs, "
         f"{metrics['train_seconds']:.1f} s of training; model saved to {out_dir}"
     )
-    return FitResult(model.eval(), history, metrics, out_dir, stopped_early)
+    return FitResult(model.eval(), run.history, metrics, out_dir, stopped_early)

@@ -45,7 +45,9 @@ def build_schedule(
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=cfg.lr,
-            total_steps=max(total_steps, 1),
+            # OneCycleLR divides by zero when its warm-up phase rounds to no steps (runs of under 8 steps);
+            # such runs simply stop early in a longer cycle.
+            total_steps=max(total_steps, 8),
             pct_start=0.25,
             cycle_momentum=cfg.optimizer.lower() == "sgd",
         )

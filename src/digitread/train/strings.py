@@ -10,7 +10,6 @@ says.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from digitread._io import atomic_write_json
-from digitread.checkpoint import load_checkpoint, save_checkpoint, save_model
+from digitread.checkpoint import save_model
 from digitread.config import RunConfig
 from digitread.data.mnist import MnistData
 from digitread.data.strips import StripConfig, StripStream, collate_strips, make_strips
@@ -31,8 +30,9 @@ from digitread.inference.sequence import STRIP_INPUT, strip_log_probs, strip_ten
 from digitread.models.crnn import BLANK, FRAME_WIDTH
 from digitread.runtime import autocast, pick_device, prepare_model, set_threads, use_bf16
 from digitread.train.logging import NullLogger
-from digitread.train.loop import CHECKPOINT_FILE, HISTORY_FILE, RUN_CONFIG_FILE, FitResult, TrainingDiverged
+from digitread.train.loop import RUN_CONFIG_FILE, FitResult
 from digitread.train.optim import build_optimizer, build_schedule
+from digitread.train.state import RunState, check_finite
 
 
 def _val_batches(strips: list[tuple[np.ndarray, str, np.ndarray]], size: int = 200):
@@ -118,23 +118,15 @@ def fit_strings(
     schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
     ctc = nn.CTCLoss(blank=BLANK, zero_infinity=True)
 
-    start_epoch, step, history = 1, 0, []
-    best_exact, best_state, bad_epochs, train_seconds = -1.0, None, 0, 0.0
+    run = RunState()
     if resume:
-        state = load_checkpoint(out_dir / CHECKPOINT_FILE)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, step, history = state["epoch"] + 1, state["step"], state["history"]
-        best_exact, bad_epochs, train_seconds = state["best_acc"], state["bad_epochs"], state["train_seconds"]
-        best_state = state.get("best_model")
-        logger.message(f"resuming {out_dir} after epoch {state['epoch']} (step {step})")
+        run, _ = RunState.resume(out_dir, model, optimizer, schedule)
+        logger.message(f"resuming {out_dir} after epoch {run.epoch} (step {run.step})")
 
     stopped_early = False
     wall_start = time.perf_counter()
-    for epoch in range(start_epoch, tc.epochs + 1):
-        if tc.patience and bad_epochs >= tc.patience:
+    for epoch in range(run.epoch + 1, tc.epochs + 1):
+        if run.should_stop(tc.patience):
             stopped_early = True
             break
         model.train()
@@ -160,22 +152,18 @@ def fit_strings(
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # CTC gives the odd huge gradient early on
             optimizer.step()
             schedule.step()
-            step += 1
+            run.step += 1
             loss_sum += loss.item() * len(labels)
             seen += len(labels)
             if i % 25 == 0 or i == steps_per_epoch - 1:
                 running = loss_sum / seen
-                if not math.isfinite(running):
-                    raise TrainingDiverged(
-                        f"loss became {running} at epoch {epoch}, step {step}: lower --lr (now {tc.lr}); "
-                        f"the last good checkpoint is kept in {out_dir / CHECKPOINT_FILE}"
-                    )
+                check_finite(running, epoch, run.step, tc.lr, out_dir)
                 bar.set_postfix(loss=f"{running:.4f}", refresh=False)
-                logger.log_scalars(step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
+                logger.log_scalars(run.step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
             bar.update(1)
         bar.close()
         epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
+        run.train_seconds += epoch_seconds
         result = evaluate_strips(model, val)
         record: dict[str, Any] = {
             "epoch": epoch,
@@ -185,33 +173,12 @@ def fit_strings(
             "lr": schedule.get_last_lr()[0],
             "seconds": round(epoch_seconds, 3),
         }
-        if result["exact"] > best_exact:
-            best_exact, bad_epochs = result["exact"], 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad_epochs += 1
-        history.append(record)
-        save_checkpoint(
-            out_dir / CHECKPOINT_FILE,
-            {
-                "epoch": epoch,
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "best_acc": best_exact,
-                "bad_epochs": bad_epochs,
-                "train_seconds": train_seconds,
-                **({"best_model": best_state} if best_state is not None else {}),
-            },
-        )
-        atomic_write_json(out_dir / HISTORY_FILE, history)
+        run.end_epoch(record, model, result["exact"])
+        run.save(out_dir, model, optimizer, schedule)
         logger.log_epoch(epoch, record)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if run.best_model is not None:
+        model.load_state_dict(run.best_model)
     model = model.to(memory_format=torch.contiguous_format).cpu()
     temperature = fit_strip_temperature(model, val)
     before, after = evaluate_strips(model, val), evaluate_strips(model, val, temperature)
@@ -222,11 +189,11 @@ def fit_strings(
         "ece_after": round(calibration_error(after["confidences"], after["correct"]), 4),
     }
     metrics: dict[str, Any] = {
-        "epochs_run": len(history),
-        "steps": step,
-        "train_seconds": round(train_seconds, 2),
+        "epochs_run": len(run.history),
+        "steps": run.step,
+        "train_seconds": round(run.train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
-        "val_exact": best_exact,
+        "val_exact": run.best_score,
     }
     save_model(
         model,
@@ -237,7 +204,7 @@ def fit_strings(
         extra={"task": "strings", "train": cfg.to_dict(), "calibration": calibration, "strips": vars(StripConfig())},
     )
     logger.message(
-        f"validation strips read exactly: {best_exact:.4f} after {len(history)} epochs, "
+        f"validation strips read exactly: {run.best_score:.4f} after {len(run.history)} epochs, "
         f"{metrics['train_seconds']:.1f} s of training; model saved to {out_dir}"
     )
-    return FitResult(model.eval(), history, metrics, out_dir, stopped_early)
+    return FitResult(model.eval(), run.history, metrics, out_dir, stopped_early)
