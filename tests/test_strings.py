@@ -188,3 +188,89 @@ def test_an_interrupted_strings_run_resumes_to_the_same_model(mnist, tmp_path):
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in whole.history]
     a, b = load_model(whole.out_dir).state_dict(), load_model(resumed.out_dir).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _ensemble(tmp_path, names=("a", "b")):
+    for seed, name in enumerate(names):
+        torch.manual_seed(seed)
+        save_model(create_model("crnn_digits"), tmp_path / "ens" / name, preprocess={"task": "strings"})
+    (tmp_path / "ens" / "members.json").write_text(json.dumps({"members": list(names)}))
+    return tmp_path / "ens"
+
+
+def test_an_ensemble_scores_every_members_proposal_by_every_member(tmp_path):
+    from digitread.inference.ctc import greedy_decode as greedy
+    from digitread.inference.sequence import SequenceReader, strip_log_probs
+
+    folder = _ensemble(tmp_path)
+    ensemble = SequenceReader.from_pretrained(folder)
+    members = [SequenceReader.from_pretrained(folder / name) for name in ("a", "b")]
+    assert len(ensemble.models) == 2
+    strips = [s for _, _, s in make_strips(*_digits(), 6, seed=3)]
+    readings = ensemble.read(strips)
+    for k, strip in enumerate(strips):
+        proposals = {m.read([strip])[0].text for m in members}
+        assert readings[k].text in proposals  # an ensemble chooses, it does not invent
+        # Its confidence is the geometric mean of the members' P(text), computed here independently.
+        x = torch.from_numpy(np.pad(strip, ((0, 0), (0, 32))))[None, None]
+        logs = []
+        for model in ensemble.models:
+            log_probs, lengths = strip_log_probs(model, x, torch.tensor([strip.shape[1]]))
+            logs.append(float(string_log_probs(log_probs, lengths, [readings[k].text])[0]))
+            assert greedy(log_probs[0].exp().numpy()).text in proposals
+        assert readings[k].confidence == pytest.approx(math.exp(sum(logs) / 2), rel=1e-4)
+
+
+def _digits():
+    rng = np.random.default_rng(0)
+    images = np.zeros((20, 28, 28), np.uint8)
+    for i, image in enumerate(images):  # blobs of ink standing in for digits: the test is about voting
+        import cv2
+
+        cv2.circle(image, (14, 14), int(rng.integers(5, 9)), 255, 2 + i % 2)
+    return images, np.arange(20) % 10
+
+
+def test_a_one_member_ensemble_reads_like_its_member(tmp_path):
+    from digitread.inference.sequence import SequenceReader
+
+    folder = _ensemble(tmp_path, names=("only",))
+    strips = [s for _, _, s in make_strips(*_digits(), 5, seed=1)]
+    alone = SequenceReader.from_pretrained(folder / "only").read(strips)
+    within = SequenceReader.from_pretrained(folder).read(strips)
+    assert [(r.text, round(r.confidence, 5)) for r in alone] == [(r.text, round(r.confidence, 5)) for r in within]
+
+
+@pytest.mark.parametrize("listing", ['{"members": []}', '{"members": ["../x"]}', "[1, 2]", "not json"])
+def test_a_malformed_ensemble_listing_is_refused_by_name(tmp_path, listing, capsys):
+    (tmp_path / "members.json").write_text(listing)
+    from digitread.errors import ModelFileError
+    from digitread.inference.sequence import SequenceReader
+
+    with pytest.raises(ModelFileError, match="members.json"):
+        SequenceReader.from_pretrained(tmp_path)
+    assert main(["read", "--sequence-model", str(tmp_path), "examples/numbers"]) == 1  # one line, no traceback
+    assert "members.json" in capsys.readouterr().err
+
+
+def test_an_ensemble_exports_each_member_to_its_own_onnx_file(tmp_path, capsys):
+    folder = _ensemble(tmp_path)
+    assert main(["export", str(folder), "--out", str(tmp_path / "seq.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "seq-a.onnx").is_file() and (tmp_path / "seq-b.onnx").is_file()
+    assert out.count("matches PyTorch") == 2
+
+
+def test_thin_rules_and_margin_rims_far_taller_than_the_writing_are_not_digits():
+    import cv2
+
+    from digitread.inference.segment import segment
+
+    mask = np.zeros((200, 160), np.uint8)
+    cv2.putText(mask, "38", (50, 110), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 3)  # digits about 22 px tall
+    mask[20:180, 30:33] = 255  # a broken page edge: thin, far taller than the writing
+    mask[30:170, 150:160] = 255  # the rim of a margin at the image's right edge
+    mask[150:172, 100:103] = 255  # a 1 as tall as the writing stays
+    pieces = [p for line in segment(mask) for p in line.pieces]
+    assert all(p.h < 60 for p in pieces)
+    assert sum(p.kind == "digit" for p in pieces) == 3

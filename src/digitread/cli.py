@@ -214,11 +214,17 @@ def cmd_strips(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from digitread.export import export_onnx
     from digitread.inference.predictor import resolve_model_dir
-    from digitread.inference.sequence import DEFAULT_SEQUENCE_MODEL, resolve_sequence_dir
+    from digitread.inference.sequence import DEFAULT_SEQUENCE_MODEL, ensemble_members, resolve_sequence_dir
 
     source = resolve_sequence_dir(args.run) if args.run == DEFAULT_SEQUENCE_MODEL else resolve_model_dir(args.run)
-    result = export_onnx(source, args.out)
-    print(f"{result['arch']} written to {result['onnx']}; ONNX Runtime matches PyTorch to {result['max_abs_diff']:.1e}")
+    members = ensemble_members(source)
+    out = Path(args.out)
+    # An ensemble's members are separate networks: each gets its own file, named after the member.
+    targets = [(source, out)] if members is None else [(source / m, out.with_stem(f"{out.stem}-{m}")) for m in members]
+    for folder, target in targets:
+        result = export_onnx(folder, target)
+        parity = f"ONNX Runtime matches PyTorch to {result['max_abs_diff']:.1e}"
+        print(f"{result['arch']} written to {result['onnx']}; {parity}")
     return 0
 
 

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+# A thin piece (THIN_RULE times taller than wide) or one at the image's edge, RULE_HEIGHT times taller
+# than the writing, is not writing.
+THIN_RULE = 6
+RULE_HEIGHT = 1.8
+
 
 @dataclass
 class Piece:
@@ -79,7 +84,17 @@ def _belong_together(a: Piece, b: Piece, height: float) -> bool:
     if _x_overlap(a, b) <= 0.5 or max(a.y2, b.y2) - min(a.y, b.y) > 1.3 * height:
         return False
     small, large = (a, b) if a.w * a.h < b.w * b.h else (b, a)
+    if _looks_like_a_point(small, large, height):
+        return False
     return _y_overlap(a, b) < 0.3 or small.mask.sum() < 0.15 * large.mask.sum()
+
+
+def _looks_like_a_point(small: Piece, large: Piece, height: float) -> bool:
+    """A decimal point or comma tucked under a slanted digit: small, compact, solid, and in the bottom part
+    of the digit's rows or below them (a detached bar sits higher; a broken-off arc is not solid)."""
+    compact = max(small.w, small.h) <= 0.3 * height and small.h <= 2.5 * small.w
+    solid = (small.mask > 0).mean() >= 0.55  # a dab of ink, not an arc broken off a loop
+    return compact and solid and small.y >= large.y + 0.6 * large.h
 
 
 def _merge_strokes(pieces: list[Piece], height: float) -> list[Piece]:
@@ -117,9 +132,29 @@ def _group_lines(pieces: list[Piece], height: float) -> list[list[Piece]]:
     return [sorted(line, key=lambda p: p.x) for line in lines]
 
 
+def _drop_rules(pieces: list[Piece], width: int) -> list[Piece]:
+    """Without what is far taller than the writing and cannot be a digit: thin vertical strokes (pieces of
+    ruled lines and page edges that line removal left behind, broken or shorter than the image) and
+    pieces at the left or right edge of the image (the ragged rim of a scanner margin or facing page).
+
+    Writing height is judged on the other pieces when there are any (a crop of 1s, or digits cut by the
+    crop's edges, is judged on itself).
+    """
+
+    def suspect(p: Piece) -> bool:
+        return p.w * THIN_RULE < p.h or p.x == 0 or p.x2 == width
+
+    heights = [p.h for p in pieces if not suspect(p)] or [p.h for p in pieces if p.w * THIN_RULE >= p.h]
+    if not heights:
+        return pieces
+    tallest = max(heights)
+    writing = float(np.median([h for h in heights if h >= 0.3 * tallest]))
+    return [p for p in pieces if not suspect(p) or p.h <= RULE_HEIGHT * writing]
+
+
 def segment(mask: np.ndarray) -> list[Line]:
     """Lines of candidate characters, top to bottom, each left to right."""
-    pieces = _components(mask)
+    pieces = _drop_rules(_components(mask), mask.shape[1])
     if not pieces:
         return []
     tallest = max(p.h for p in pieces)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,13 +13,14 @@ from torch import nn
 
 from digitread.checkpoint import load_model
 from digitread.data.strips import collate_strips
-from digitread.errors import ConfigError
+from digitread.errors import ConfigError, ModelFileError
 from digitread.inference.ctc import Decoded, beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
 from digitread.models.crnn import BLANK, FRAME_WIDTH
 from digitread.runtime import autocast, pick_device
 
 DEFAULT_SEQUENCE_MODEL = "sequence"
+MEMBERS_FILE = "members.json"
 BATCH = 64
 RIGHT_MARGIN = 32  # wider than the network's receptive field (about 31 pixels)
 STRIP_INPUT = {"height": STRIP_HEIGHT, "frame_width": FRAME_WIDTH, "mean": 0.1, "std": 0.3, "blank": BLANK}
@@ -54,26 +56,39 @@ def resolve_sequence_dir(model: str | Path | None) -> Path:
 
 
 class SequenceReader:
-    """Read whole strips (``inference.strip``) with a CTC model such as ``crnn_digits``.
+    """Read whole strips (``inference.strip``) with a CTC model such as ``crnn_digits``, or an ensemble.
 
     >>> seq = SequenceReader.from_pretrained()  # the sequence model shipped in the package
     >>> seq.read([strip])[0].text  # doctest: +SKIP
     '27375'
+
+    An ensemble's members each propose their best strings; every proposal is scored by every member
+    (P(text) over all alignments) and the one with the highest geometric mean wins. Members trained
+    apart place their CTC spikes at different columns, so strings, not columns, are what they vote on.
     """
 
-    def __init__(self, model: nn.Module, device: str | torch.device | None = None, decoder: str = "greedy"):
-        if getattr(model, "task", "digits") != "strings":
-            raise ConfigError(f"{getattr(model, 'arch', 'this model')} reads single digits, not strings")
+    def __init__(
+        self,
+        models: nn.Module | list[nn.Module],
+        device: str | torch.device | None = None,
+        decoder: str = "greedy",
+    ):
+        models = models if isinstance(models, list) else [models]
+        for model in models:
+            if getattr(model, "task", "digits") != "strings":
+                raise ConfigError(f"{getattr(model, 'arch', 'this model')} reads single digits, not strings")
         if decoder not in ("greedy", "beam"):
             raise ConfigError(f"unknown decoder {decoder!r}; choose greedy or beam")
         self.device = pick_device(str(device) if device else None)
-        self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
-        self.temperature = float(getattr(model, "config", {}).get("calibration", {}).get("temperature", 1.0))
+        self.models = [m.to(self.device).to(memory_format=torch.channels_last).eval() for m in models]
+        self.temperatures = [
+            float(getattr(m, "config", {}).get("calibration", {}).get("temperature", 1.0)) for m in models
+        ]
         self.decoder = decoder
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> SequenceReader:
-        return cls(load_model(resolve_sequence_dir(path)), device=device, **kwargs)
+        return cls(load_sequence_models(resolve_sequence_dir(path)), device=device, **kwargs)
 
     def read(self, strips: list[np.ndarray]) -> list[StripReading]:
         """One reading per strip (uint8 (32, W)); strips of similar width are batched together."""
@@ -86,20 +101,64 @@ class SequenceReader:
             # on its batch (the LSTM stops at each strip's own end, see CRNN.forward).
             x, _, _, _ = collate_strips([(np.pad(strips[i], ((0, 0), (0, RIGHT_MARGIN))), "") for i in chunk])
             widths = torch.tensor([strips[i].shape[1] for i in chunk])
-            log_probs, lengths = strip_log_probs(self.model, x.to(self.device), widths)
-            log_probs = (log_probs.cpu() / self.temperature).log_softmax(2)
-            probs = log_probs.exp().numpy()
-            decoded = [greedy_decode(p[:n]) for p, n in zip(probs, lengths.tolist(), strict=True)]
-            if self.decoder == "beam":
-                for k, (p, n) in enumerate(zip(probs, lengths.tolist(), strict=True)):
-                    text = beam_decode(p[:n])
-                    if text != decoded[k].text:
-                        decoded[k] = _spread(text, p[:n])
-            confidence = string_log_probs(log_probs, lengths, [d.text for d in decoded]).exp().tolist()
-            for i, d, c in zip(chunk, decoded, confidence, strict=True):
-                spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in d.spans]
-                out[i] = StripReading(d.text, float(c), spans, d.char_probs)
+            for i, reading in zip(chunk, self._read_batch(x.to(self.device), widths), strict=True):
+                out[i] = reading
         return out  # type: ignore[return-value]
+
+    def _read_batch(self, x: torch.Tensor, widths: torch.Tensor) -> list[StripReading]:
+        member_log_probs = []
+        for model, temperature in zip(self.models, self.temperatures, strict=True):
+            log_probs, lengths = strip_log_probs(model, x, widths)
+            member_log_probs.append((log_probs.cpu() / temperature).log_softmax(2))
+        n = lengths.tolist()
+        # Proposals: each member's greedy reading (with its alignment), and its beam reading if asked.
+        proposals: list[dict[str, Decoded | None]] = [{} for _ in n]
+        for log_probs in member_log_probs:
+            probs = log_probs.exp().numpy()
+            for k, length in enumerate(n):
+                greedy = greedy_decode(probs[k, :length])
+                proposals[k].setdefault(greedy.text, greedy)
+                if self.decoder == "beam":
+                    proposals[k].setdefault(beam_decode(probs[k, :length]), None)
+        rows = [k for k, texts in enumerate(proposals) for _ in texts]
+        texts = [text for candidates in proposals for text in candidates]
+        index = torch.tensor(rows)
+        scores = torch.stack([string_log_probs(lp[index], lengths[index], texts) for lp in member_log_probs]).mean(
+            dim=0
+        )
+        best: dict[int, tuple[float, str]] = {}
+        for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
+            if k not in best or score > best[k][0]:
+                best[k] = (score, text)
+        mean_probs = torch.stack(member_log_probs).exp().mean(dim=0).numpy()
+        readings = []
+        for k, length in enumerate(n):
+            score, text = best[k]
+            decoded = proposals[k][text] or _spread(text, mean_probs[k, :length])
+            spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in decoded.spans]
+            readings.append(StripReading(text, float(np.exp(score)), spans, decoded.char_probs))
+        return readings
+
+
+def ensemble_members(directory: Path) -> list[str] | None:
+    """The member folder names of an ensemble folder (``members.json``: ``{"members": ["a", "b"]}``),
+    or None for a plain model folder."""
+    listing = directory / MEMBERS_FILE
+    if not listing.is_file():
+        return None
+    try:
+        members = json.loads(listing.read_text())["members"]
+        if not members or not all(isinstance(m, str) and m and "/" not in m and m not in (".", "..") for m in members):
+            raise ValueError
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f'{listing}: expected {{"members": [names of member folders beside it]}}') from e
+    return members
+
+
+def load_sequence_models(directory: Path) -> list[nn.Module]:
+    """The model in a model folder, or every member of an ensemble folder."""
+    members = ensemble_members(directory)
+    return [load_model(directory)] if members is None else [load_model(directory / m) for m in members]
 
 
 def _spread(text: str, probs: np.ndarray) -> Decoded:
