@@ -273,3 +273,19 @@ def test_cli_read_with_beam_decoding_reads_the_examples(capsys):
     assert main(["read", *map(str, NUMBERS), "--mode", "sequence", "--decoder", "beam", "--jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["text"] for row in rows] == [_expected(p) for p in NUMBERS]
+
+
+def test_small_writing_is_prepared_again_at_a_size_where_strokes_have_pixels():
+    import cv2
+
+    from digitread.inference.layout import MIN_WRITING, find_lines
+
+    page = np.full((240, 320), 235, np.uint8)
+    cv2.putText(page, "4096", (120, 130), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 30, 1, cv2.LINE_AA)  # 13 px digits
+    prepared, lines = find_lines(page)
+    assert prepared.scale > 2  # worked on enlarged, boxes still map back to the page
+    assert len(lines) == 1 and lines[0].height >= 0.8 * MIN_WRITING
+    assert sum(p.kind == "digit" for p in lines[0].pieces) == 4
+    big = np.full((240, 320), 235, np.uint8)
+    cv2.putText(big, "4096", (40, 150), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 30, 4, cv2.LINE_AA)
+    assert find_lines(big)[0].scale == 1.0  # writing big enough: no second pass

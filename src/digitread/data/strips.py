@@ -7,7 +7,7 @@ commas, trailing dashes, '=', '/-'); printed baselines, ruled lines, box edges, 
 and paper texture; blur, noise, JPEG and both polarities. The label is the digits alone, as on
 ORAND-CAR ("27.375,-" is 27375).
 
-Each rendered strip then goes through the reader's own ``prepare`` and ``segment`` and is cut by
+Each rendered strip then goes through the reader's own ``find_lines`` (prepare, segment) and is cut by
 ``line_strip``, so the model trains on what the reader shows it at inference time.
 """
 

@@ -51,13 +51,14 @@ def _clip(value: float, limit: int) -> int:
     return int(min(max(round(value), 0), max(limit - 1, 0)))
 
 
-def _working_size(gray: np.ndarray) -> tuple[np.ndarray, float]:
+def _working_size(gray: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, float]:
     h, w = gray.shape
     scale = 1.0
     if max(h, w) > MAX_SIDE:
         scale = MAX_SIDE / max(h, w)
     elif min(h, w) < MIN_SIDE:
         scale = min(MIN_SIDE / min(h, w), MAX_SIDE / max(h, w))
+    scale = min(scale * zoom, MAX_SIDE / max(h, w)) if zoom > 1 else scale
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
@@ -136,9 +137,10 @@ def _top_hat(ink: np.ndarray, k: int) -> np.ndarray:
     return cv2.subtract(ink, background)
 
 
-def prepare(gray: np.ndarray) -> Prepared:
-    """Polarity, lighting, binarisation and line removal for a whole image."""
-    work, scale = _working_size(gray)
+def prepare(gray: np.ndarray, zoom: float = 1.0) -> Prepared:
+    """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
+    larger size than usual (small writing, see ``writing_zoom``)."""
+    work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()
     h, w = ink.shape

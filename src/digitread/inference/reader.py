@@ -20,11 +20,12 @@ import numpy as np
 
 from digitread.errors import ConfigError, ImageError
 from digitread.inference.io import ImageInput, load_image
+from digitread.inference.layout import find_lines
 from digitread.inference.normalize import fit_digit, saturate_ink, thicken_strokes
 from digitread.inference.predictor import DigitClassifier
-from digitread.inference.preprocess import Prepared, prepare
+from digitread.inference.preprocess import Prepared
 from digitread.inference.results import DigitReading, LineReading, Reading
-from digitread.inference.segment import Line, Piece, segment, split_candidates
+from digitread.inference.segment import Line, Piece, split_candidates
 from digitread.inference.sequence import SequenceReader, StripReading
 from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
@@ -117,8 +118,7 @@ class DigitReader:
         plans = []
         for image, name in zip(images, names, strict=True):
             gray = load_image(image, name)
-            prepared = prepare(gray)
-            lines = segment(prepared.mask)
+            prepared, lines = find_lines(gray)
             line_plans = []
             for line in lines:
                 plan = self._plan_line(line, prepared, fields) if self.mode != "sequence" else None

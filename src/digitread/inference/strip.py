@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from digitread.inference.layout import find_lines
 from digitread.inference.normalize import saturate_ink
-from digitread.inference.preprocess import Prepared, prepare
-from digitread.inference.segment import Line, segment
+from digitread.inference.preprocess import Prepared
+from digitread.inference.segment import Line
 
 STRIP_HEIGHT = 32
 DIGIT_HEIGHT = 22  # the line's typical digit height is scaled to this many pixels
@@ -96,6 +97,6 @@ def main_line(lines: list[Line]) -> Line | None:
 
 def image_strip(gray: np.ndarray) -> np.ndarray | None:
     """The strip of an image's main line, as the reader would cut it; None when no ink is found."""
-    prepared = prepare(gray)
-    line = main_line(segment(prepared.mask))
+    prepared, lines = find_lines(gray)
+    line = main_line(lines)
     return None if line is None else line_strip(prepared, line).image

@@ -1,0 +1,26 @@
+"""A grey image -> its prepared ink and lines of candidate characters, at a size where writing reads.
+
+Binarisation and morphology need a few pixels per pen stroke. Small writing in a big crop (a row
+number in a scanned register column, digits 20 pixels tall with 1-pixel strokes) merges into blobs
+and fades: so when the tallest line's writing comes out under ``MIN_WRITING`` pixels, the image is
+prepared again, enlarged until it does not (within ``preprocess.MAX_SIDE``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from digitread.inference.preprocess import Prepared, prepare
+from digitread.inference.segment import Line, segment
+
+MIN_WRITING = 40  # pixels of digit height: chosen on generated numbers with small digits (MNIST validation digits)
+
+
+def find_lines(gray: np.ndarray) -> tuple[Prepared, list[Line]]:
+    prepared = prepare(gray)
+    lines = segment(prepared.mask)
+    writing = max((line.height for line in lines), default=0.0)
+    if 0 < writing < MIN_WRITING:
+        prepared = prepare(gray, zoom=MIN_WRITING / writing)
+        lines = segment(prepared.mask)
+    return prepared, lines
