@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitread.inference.preprocess import Prepared, prepare
+from digitread.inference.preprocess import Prepared, prepare, working_scale
 from digitread.inference.segment import Line, segment
 
 MIN_WRITING = 40  # pixels of digit height: chosen on generated numbers with small digits (MNIST validation digits)
@@ -21,6 +21,8 @@ def find_lines(gray: np.ndarray) -> tuple[Prepared, list[Line]]:
     lines = segment(prepared.mask)
     writing = max((line.height for line in lines), default=0.0)
     if 0 < writing < MIN_WRITING:
-        prepared = prepare(gray, zoom=MIN_WRITING / writing)
-        lines = segment(prepared.mask)
+        zoom = MIN_WRITING / writing
+        if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
+            prepared = prepare(gray, zoom=zoom)
+            lines = segment(prepared.mask)
     return prepared, lines

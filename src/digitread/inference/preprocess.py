@@ -51,14 +51,20 @@ def _clip(value: float, limit: int) -> int:
     return int(min(max(round(value), 0), max(limit - 1, 0)))
 
 
-def _working_size(gray: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, float]:
-    h, w = gray.shape
+def working_scale(shape: tuple[int, int], zoom: float = 1.0) -> float:
+    """The factor ``prepare`` scales an image of ``shape`` by, ``zoom`` times larger where MAX_SIDE allows."""
+    h, w = shape
     scale = 1.0
     if max(h, w) > MAX_SIDE:
         scale = MAX_SIDE / max(h, w)
     elif min(h, w) < MIN_SIDE:
         scale = min(MIN_SIDE / min(h, w), MAX_SIDE / max(h, w))
-    scale = min(scale * zoom, MAX_SIDE / max(h, w)) if zoom > 1 else scale
+    return max(scale, min(scale * zoom, MAX_SIDE / max(h, w)))
+
+
+def _working_size(gray: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, float]:
+    h, w = gray.shape
+    scale = working_scale(gray.shape, zoom)
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
