@@ -3,7 +3,7 @@
 A strip is a handwritten number the way it sits on a cheque or a form: digits (MNIST *training*
 digits) placed left to right with random spacing down to touching and overlapping, scale and
 baseline jitter, slant and pen width; separators that are not part of the number (thousands dots and
-commas, trailing dashes, '=', '/-'); printed baselines, ruled lines, box edges, guilloche patterns
+commas, trailing dashes, '=', '/-', crosses and ticks); printed baselines, ruled lines, box edges, guilloche patterns
 and paper texture; blur, noise, JPEG and both polarities. The label is the digits alone, as on
 ORAND-CAR ("27.375,-" is 27375).
 
@@ -41,7 +41,7 @@ class StripConfig:
     elastic: float = 0.5  # share of digits warped by a smooth random displacement field
     words: float = 0.08  # chance that the strip holds letters instead of digits: the model must read nothing
     separators: float = 0.35  # chance of thousands dots or commas
-    trailing: float = 0.35  # chance of a trailing '-', '=', '/-', ',-' or '.-'
+    trailing: float = 0.35  # chance of a trailing '-', '=', '/-', ',-', '.-', a flourish, a cross or a tick
     leading: float = 0.1  # chance of a leading '=' or '-' (cheque amounts are fenced against edits)
     baseline: float = 0.5  # chance of a printed baseline under (or through the foot of) the digits
     ruled: float = 0.2  # chance of faint ruled lines
@@ -79,6 +79,19 @@ def _separator(kind: str, h: int, stroke: int) -> np.ndarray:
     elif kind == "/":
         cv2.line(canvas, (1, h - 2), (h // 3, h // 6), 255, stroke)
         width = h // 3
+    elif kind in "+x":  # a cross or a plus beside the number (a register's mark, a checked box)
+        arm = h // 4
+        c = arm + stroke
+        ends = [((c - arm, mid), (c + arm, mid)), ((c, mid - arm), (c, mid + arm))]
+        if kind == "x":
+            ends = [((c - arm, mid - arm), (c + arm, mid + arm)), ((c - arm, mid + arm), (c + arm, mid - arm))]
+        for a, b in ends:
+            cv2.line(canvas, a, b, 255, stroke)
+        width = 2 * c
+    elif kind == "v":  # a tick
+        cv2.line(canvas, (1, mid), (h // 6, mid + h // 5), 255, stroke)
+        cv2.line(canvas, (h // 6, mid + h // 5), (h // 2, mid - h // 4), 255, stroke)
+        width = h // 2
     return canvas[:, : width + 2]
 
 
@@ -175,7 +188,9 @@ def compose_strip(
             marks_after.setdefault(k - 1, []).append(sep)
     if rng.random() < cfg.trailing:
         marks_after.setdefault(n - 1, []).extend(
-            [[","], ["-"], ["="], ["/", "-"], [",", "-"], [".", "-"], ["-", "-"], ["~"]][int(rng.integers(8))]
+            [[","], ["-"], ["="], ["/", "-"], [",", "-"], [".", "-"], ["-", "-"], ["~"], ["+"], ["x"], ["v"]][
+                int(rng.integers(11))
+            ]
         )
 
     margin = int(height * rng.uniform(0.3, 1.2))
