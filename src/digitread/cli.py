@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from digitread.config import SECTIONS, RunConfig, list_recipes, load_recipe
-from digitread.errors import DigitreadError
+from digitread.errors import ConfigError, DigitreadError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -219,6 +219,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     source = resolve_sequence_dir(args.run) if args.run == DEFAULT_SEQUENCE_MODEL else resolve_model_dir(args.run)
     members = ensemble_members(source)
     out = Path(args.out)
+    if not out.name or out.is_dir():
+        raise ConfigError(f"--out {args.out}: give the .onnx file to write, not a folder")
     # An ensemble's members are separate networks: each gets its own file, named after the member.
     targets = [(source, out)] if members is None else [(source / m, out.with_stem(f"{out.stem}-{m}")) for m in members]
     for folder, target in targets:

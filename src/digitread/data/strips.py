@@ -79,7 +79,7 @@ def _separator(kind: str, h: int, stroke: int) -> np.ndarray:
     elif kind == "/":
         cv2.line(canvas, (1, h - 2), (h // 3, h // 6), 255, stroke)
         width = h // 3
-    elif kind in "+x":  # a cross or a plus beside the number (a register's mark, a checked box)
+    elif kind in ("+", "x"):  # a cross or a plus beside the number (a register's mark, a checked box)
         arm = h // 4
         c = arm + stroke
         ends = [((c - arm, mid), (c + arm, mid)), ((c, mid - arm), (c, mid + arm))]

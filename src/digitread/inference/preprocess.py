@@ -145,7 +145,7 @@ def _top_hat(ink: np.ndarray, k: int) -> np.ndarray:
 
 def prepare(gray: np.ndarray, zoom: float = 1.0) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
-    larger size than usual (small writing, see ``writing_zoom``)."""
+    larger size than usual (small writing, see ``layout.find_lines``)."""
     work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()

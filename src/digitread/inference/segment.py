@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-# A thin piece (THIN_RULE times taller than wide) or one at the image's edge, RULE_HEIGHT times taller
-# than the writing, is not writing.
+# A thin piece (THIN_RULE times taller than wide) RULE_HEIGHT times taller than the writing is a rule.
 THIN_RULE = 6
 RULE_HEIGHT = 1.8
 
@@ -93,8 +92,14 @@ def _looks_like_a_point(small: Piece, large: Piece, height: float) -> bool:
     """A decimal point or comma tucked under a slanted digit: small, compact, solid, and in the bottom part
     of the digit's rows or below them (a detached bar sits higher; a broken-off arc is not solid)."""
     compact = max(small.w, small.h) <= 0.3 * height and small.h <= 2.5 * small.w
-    solid = (small.mask > 0).mean() >= 0.55  # a dab of ink, not an arc broken off a loop
-    return compact and solid and small.y >= large.y + 0.6 * large.h
+    return compact and small.y >= large.y + 0.6 * large.h and _solidity(small.mask) >= 0.75
+
+
+def _solidity(mask: np.ndarray) -> float:
+    """Ink over the area of its convex hull: about 1 for a dab or a comma, far less for an arc."""
+    points = cv2.findNonZero(mask)
+    hull = cv2.contourArea(cv2.convexHull(points)) if points is not None and len(points) >= 3 else 0.0
+    return float(np.count_nonzero(mask)) / max(hull, float(np.count_nonzero(mask)), 1.0)
 
 
 def _merge_strokes(pieces: list[Piece], height: float) -> list[Piece]:
@@ -132,29 +137,33 @@ def _group_lines(pieces: list[Piece], height: float) -> list[list[Piece]]:
     return [sorted(line, key=lambda p: p.x) for line in lines]
 
 
-def _drop_rules(pieces: list[Piece], width: int) -> list[Piece]:
-    """Without what is far taller than the writing and cannot be a digit: thin vertical strokes (pieces of
-    ruled lines and page edges that line removal left behind, broken or shorter than the image) and
-    pieces at the left or right edge of the image (the ragged rim of a scanner margin or facing page).
+def _drop_rules(pieces: list[Piece]) -> list[Piece]:
+    """Without thin vertical strokes far taller than the writing: pieces of ruled lines, page edges and
+    scanner margins that line removal left behind (broken, or shorter than the image).
 
-    Writing height is judged on the other pieces when there are any (a crop of 1s, or digits cut by the
-    crop's edges, is judged on itself).
+    The writing is judged on the pieces that could be digits: not thin, not dash-shaped, and strokes
+    rather than dabs (several pen widths tall). Points, dashes and specks do not count, so a 1 beside a
+    decimal point or a speck stays; with nothing to judge by (a crop of 1s), thin pieces stay.
     """
-
-    def suspect(p: Piece) -> bool:
-        return p.w * THIN_RULE < p.h or p.x == 0 or p.x2 == width
-
-    heights = [p.h for p in pieces if not suspect(p)] or [p.h for p in pieces if p.w * THIN_RULE >= p.h]
-    if not heights:
+    if not any(p.w * THIN_RULE < p.h for p in pieces):
         return pieces
-    tallest = max(heights)
-    writing = float(np.median([h for h in heights if h >= 0.3 * tallest]))
-    return [p for p in pieces if not suspect(p) or p.h <= RULE_HEIGHT * writing]
+    writing = [q.h for q in pieces if q.w * THIN_RULE >= q.h and q.w <= 1.5 * q.h and q.h >= 1.5 * _pen_width(q)]
+    if not writing:
+        return pieces
+    tallest = max(writing)
+    height = float(np.median([h for h in writing if h >= 0.3 * tallest]))
+    return [p for p in pieces if p.w * THIN_RULE >= p.h or p.h <= RULE_HEIGHT * height]
+
+
+def _pen_width(piece: Piece) -> float:
+    """The widest stroke in a piece: twice the largest distance from ink to background."""
+    padded = np.pad((piece.mask > 0).astype(np.uint8), 1)
+    return 2.0 * float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
 
 
 def segment(mask: np.ndarray) -> list[Line]:
     """Lines of candidate characters, top to bottom, each left to right."""
-    pieces = _drop_rules(_components(mask), mask.shape[1])
+    pieces = _drop_rules(_components(mask))
     if not pieces:
         return []
     tallest = max(p.h for p in pieces)

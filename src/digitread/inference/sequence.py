@@ -73,10 +73,13 @@ class SequenceReader:
         device: str | torch.device | None = None,
         decoder: str = "greedy",
     ):
-        models = models if isinstance(models, list) else [models]
+        models = list(models) if isinstance(models, list | tuple) else [models]
+        if not models:
+            raise ConfigError("a sequence reader needs at least one model")
         for model in models:
             if getattr(model, "task", "digits") != "strings":
                 raise ConfigError(f"{getattr(model, 'arch', 'this model')} reads single digits, not strings")
+            _check_strip_input(model)
         if decoder not in ("greedy", "beam"):
             raise ConfigError(f"unknown decoder {decoder!r}; choose greedy or beam")
         self.device = pick_device(str(device) if device else None)
@@ -113,19 +116,20 @@ class SequenceReader:
         n = lengths.tolist()
         # Proposals: each member's greedy reading (with its alignment), and its beam reading if asked.
         proposals: list[dict[str, Decoded | None]] = [{} for _ in n]
-        for log_probs in member_log_probs:
-            probs = log_probs.exp().numpy()
+        member_probs = [log_probs.exp().numpy() for log_probs in member_log_probs]
+        for probs in member_probs:  # greedy readings first: they come with their alignment
             for k, length in enumerate(n):
                 greedy = greedy_decode(probs[k, :length])
                 proposals[k].setdefault(greedy.text, greedy)
-                if self.decoder == "beam":
+        if self.decoder == "beam":
+            for probs in member_probs:
+                for k, length in enumerate(n):
                     proposals[k].setdefault(beam_decode(probs[k, :length]), None)
         rows = [k for k, texts in enumerate(proposals) for _ in texts]
         texts = [text for candidates in proposals for text in candidates]
         index = torch.tensor(rows)
-        scores = torch.stack([string_log_probs(lp[index], lengths[index], texts) for lp in member_log_probs]).mean(
-            dim=0
-        )
+        member_scores = torch.stack([string_log_probs(lp[index], lengths[index], texts) for lp in member_log_probs])
+        scores = member_scores.mean(dim=0)  # log of the geometric mean of the members' P(text)
         best: dict[int, tuple[float, str]] = {}
         for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
             if k not in best or score > best[k][0]:
@@ -142,17 +146,30 @@ class SequenceReader:
 
 def ensemble_members(directory: Path) -> list[str] | None:
     """The member folder names of an ensemble folder (``members.json``: ``{"members": ["a", "b"]}``),
-    or None for a plain model folder."""
+    or None for a plain model folder. Names are plain folder names inside ``directory``, each once."""
     listing = directory / MEMBERS_FILE
     if not listing.is_file():
         return None
     try:
         members = json.loads(listing.read_text())["members"]
-        if not members or not all(isinstance(m, str) and m and "/" not in m and m not in (".", "..") for m in members):
+        if not isinstance(members, list) or not members or len(set(members)) != len(members):
             raise ValueError
+        for m in members:
+            if not isinstance(m, str) or m in ("", ".", "..") or Path(m).name != m or "\\" in m or "\0" in m:
+                raise ValueError
     except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f'{listing}: expected {{"members": [names of member folders beside it]}}') from e
+        raise ModelFileError(f'{listing}: expected {{"members": [distinct names of member folders beside it]}}') from e
     return members
+
+
+def _check_strip_input(model: nn.Module) -> None:
+    """Every member must read the strips this reader cuts (height, frame width, normalisation)."""
+    preprocess = getattr(model, "config", {}).get("preprocess", {})
+    different = {k: preprocess[k] for k in STRIP_INPUT if k in preprocess and preprocess[k] != STRIP_INPUT[k]}
+    if different:
+        raise ModelFileError(
+            f"{getattr(model, 'arch', 'a model')} expects other strips than this reader cuts: {different}"
+        )
 
 
 def load_sequence_models(directory: Path) -> list[nn.Module]:
