@@ -94,7 +94,9 @@ def open_image(data: bytes, what: str, settings: ServeSettings) -> Image.Image:
         message = f"{what}: not an image in a format served here ({_formats()})"
         raise ApiError(415, "unsupported_image", message) from None
     except Image.DecompressionBombError:
-        raise ApiError(413, "too_many_pixels", f"{what}: the image has too many pixels") from None
+        # Pillow's own guard, for sizes far past any limit here (billions of pixels).
+        message = f"{what}: the image has far more pixels than the limit of {settings.max_pixels:,}"
+        raise ApiError(413, "too_many_pixels", message) from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # a known format whose header is broken
         raise ApiError(422, "corrupt_image", f"{what}: corrupt image header ({e})") from None
     width, height = image.size

@@ -200,21 +200,26 @@ async function drawBoxes(reading, imageUrl) {
     context.fillStyle = "#eee";
     context.fillRect(0, 0, view.width, view.height);
   }
-  const font = Math.max(12, Math.round(view.height / 14));
-  context.font = `bold ${font}px system-ui, sans-serif`;
   context.lineWidth = Math.max(2, Math.round(view.width / 300));
   for (const digit of reading.digits) {
     const [x, y, w, h] = digit.box.map((v) => v * scale);
     const colour = confidenceColour(digit.confidence);
     context.strokeStyle = colour;
     context.strokeRect(x, y, w, h);
+    // The label fits its box's width, so the labels of neighbouring digits do not cover each other.
     const label = `${digit.char} ${percent(digit.confidence)}`;
-    const labelWidth = context.measureText(label).width + 6;
+    let font = Math.min(28, Math.max(10, h * 0.3));
+    context.font = `bold ${font}px system-ui, sans-serif`;
+    while (font > 9 && context.measureText(label).width + 4 > Math.max(w, 24)) {
+      font -= 1;
+      context.font = `bold ${font}px system-ui, sans-serif`;
+    }
+    const labelWidth = context.measureText(label).width + 4;
     const top = y - font - 4 >= 0 ? y - font - 4 : y + h;
     context.fillStyle = colour;
     context.fillRect(x, top, labelWidth, font + 4);
     context.fillStyle = "#fff";
-    context.fillText(label, x + 3, top + font);
+    context.fillText(label, x + 2, top + font);
   }
   view.hidden = false;
 }
