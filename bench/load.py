@@ -82,9 +82,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(workers: int, mode: str, db: Path) -> tuple[subprocess.Popen, str]:
+def start_server(workers: int, threads: int, torch_threads: int, mode: str, db: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     command = [sys.executable, "-m", "digitread", "serve", "--port", str(port), "--workers", str(workers)]
+    command += ["--inference-threads", str(threads), "--torch-threads", str(torch_threads)]
     command += ["--mode", mode, "--feedback-db", f"sqlite:///{db}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -162,6 +163,8 @@ def main() -> int:
     parser.add_argument("--size", default="1600x1200", help="photo width x height (default: 1600x1200)")
     parser.add_argument("--photos", type=int, default=24, help="distinct photos, sent in turn (default: 24)")
     parser.add_argument("--workers", type=int, default=1, help="server processes (default: 1)")
+    parser.add_argument("--inference-threads", type=int, default=2, help="readings at once per worker (default: 2)")
+    parser.add_argument("--torch-threads", type=int, default=1, help="PyTorch threads per reading (default: 1)")
     parser.add_argument("--mode", choices=["auto", "segment", "sequence"], default="auto", help="reading mode")
     parser.add_argument("--url", help="a server already running on this machine (default: start one)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "load.json"), help="JSON to write")
@@ -177,7 +180,7 @@ def main() -> int:
         require_loopback(args.url)
         url = args.url
     else:
-        process, url = start_server(args.workers, args.mode, db)
+        process, url = start_server(args.workers, args.inference_threads, args.torch_threads, args.mode, db)
     try:
         result = asyncio.run(run_load(url, photos, args.clients, args.seconds, args.max_requests))
         model = httpx.get(f"{url}/v1/model", timeout=10).json()
@@ -191,7 +194,13 @@ def main() -> int:
         "command": "python bench/load.py " + " ".join(sys.argv[1:]),
         "clients": args.clients,
         "seconds": args.seconds,
-        "server": {"workers": args.workers if not args.url else None, "mode": model["mode"], "url": url},
+        "server": {
+            "workers": None if args.url else args.workers,
+            "inference_threads": None if args.url else args.inference_threads,
+            "torch_threads": None if args.url else args.torch_threads,
+            "mode": model["mode"],
+            "url": url,
+        },
         "photos": {
             "count": len(photos),
             "size": f"{width}x{height}",

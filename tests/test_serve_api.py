@@ -214,6 +214,13 @@ def test_a_request_body_over_the_limit_is_refused_with_413(client):
     streamed = client.post("/v1/read", content=chunks(), headers={"content-type": "application/json"})
     assert_error(streamed, 413, "request_too_large")
 
+    def form_chunks():  # the same for a multipart upload, refused while the form parser reads it
+        yield b'--xx\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        yield from chunks()
+
+    form_type = {"content-type": "multipart/form-data; boundary=xx"}
+    assert_error(client.post("/v1/read", content=form_chunks(), headers=form_type), 413, "request_too_large")
+
 
 def test_an_image_file_over_the_limit_is_refused_with_413(client):
     noise = np.random.default_rng(0).integers(0, 255, (600, 600), dtype=np.uint8)  # incompressible

@@ -238,6 +238,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_batch=args.max_batch,
         inference_threads=args.inference_threads,
+        torch_threads=args.torch_threads,
     )
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
@@ -490,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=_positive_int, default=None, help="most pixels in one image")
     p.add_argument("--max-batch", type=_positive_int, default=None, help="most images in one batch request")
     p.add_argument("--inference-threads", type=_positive_int, default=None, help="images read at once per worker")
+    p.add_argument("--torch-threads", type=_positive_int, default=None, help="PyTorch threads per reading (default: 1)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("feedback", help="work with the corrections users sent to the service")

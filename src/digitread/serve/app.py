@@ -56,6 +56,10 @@ class Upload:
 
 
 def load_reader(settings: ServeSettings) -> DigitReader:
+    """The reader a server process uses; sets this process's PyTorch threads (``settings.torch_threads``)."""
+    import torch
+
+    torch.set_num_threads(settings.torch_threads)
     return DigitReader.from_pretrained(
         settings.model,
         sequence_path=settings.sequence_model,

@@ -28,12 +28,18 @@ class ServeSettings:
     max_pixels: int = image_io.MAX_PIXELS  # width x height, checked from the header before decoding
     max_batch: int = 16  # images in one /v1/read/batch request
     inference_threads: int = 2  # readings run at once; more requests wait their turn in a queue
+    # PyTorch threads inside one reading. One: parallelism comes from readings side by side
+    # (inference_threads), and a thread team never waits on a member the OS has parked while other
+    # processes hold the cores (see "Threads" in docs/service.md).
+    torch_threads: int = 1
     feedback_db: str = "sqlite:///digitread-feedback.db"  # any SQLAlchemy URL; SQLite: beside the server
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown reading mode {self.mode!r}; choose {', '.join(MODES)}")
-        for name in ("max_request_bytes", "max_image_bytes", "max_pixels", "max_batch", "inference_threads"):
+        counts = ["max_request_bytes", "max_image_bytes", "max_pixels", "max_batch"]
+        counts += ["inference_threads", "torch_threads"]
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         # The image loader refuses anything over its own limit; a higher limit here could never be served.
