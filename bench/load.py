@@ -19,6 +19,7 @@ import asyncio
 import io
 import ipaddress
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -174,6 +175,8 @@ def main() -> int:
         raise SystemExit("load.py: error: keep to 1-256 clients, at most 600 s and 100,000 requests")
     width, height = (int(v) for v in args.size.lower().split("x"))
     photos = make_photos(args.photos, (width, height), args.seed)
+    # Other work on the machine takes cores from the server: say how busy it was when the run began.
+    load_before = [round(x, 2) for x in os.getloadavg()]
     process = None
     db = Path(args.out).with_suffix(".feedback.db")
     if args.url:
@@ -208,6 +211,7 @@ def main() -> int:
             "mean_bytes": int(statistics.fmean(len(p) for p, _ in photos)),
         },
         **result,
+        "load_average_before": load_before,
         "machine": machine(),
     }
     atomic_write_json(args.out, report)

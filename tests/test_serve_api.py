@@ -128,6 +128,7 @@ def test_model_health_docs_and_page_are_served(client):
     assert model["limits"]["max_batch"] == SMALL.max_batch
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/docs").status_code == 200
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     spec = client.get("/openapi.json").json()
     assert {"/v1/read", "/v1/read/batch", "/v1/classify", "/v1/feedback", "/v1/model"} <= set(spec["paths"])
     assert set(spec["paths"]["/v1/read"]["post"]["requestBody"]["content"]) == {
@@ -140,10 +141,10 @@ def test_model_health_docs_and_page_are_served(client):
         assert client.get(asset).status_code == 200
 
 
-def test_the_page_loads_nothing_from_outside_the_server(client):
+def test_the_page_and_the_api_docs_load_nothing_from_outside_the_server(client):
     import re
 
-    for path in ("/", "/static/app.js", "/static/style.css"):
+    for path in ("/", "/static/app.js", "/static/style.css", "/docs"):
         text = client.get(path).text
         # Links to this server are relative; an absolute URL would be a CDN or an outside asset.
         assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", text), path

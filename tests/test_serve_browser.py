@@ -194,3 +194,15 @@ def test_every_control_is_reached_with_the_tab_key_and_has_a_name(browser, serve
     )
     assert all(name and name.strip() for name in names), names
     page.close()
+
+
+def test_the_api_docs_render_with_no_outside_asset(browser, server):
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda request: None if request.url.startswith(server.url) else outside.append(request.url))
+    page.goto(f"{server.url}/docs")
+    page.wait_for_function("document.querySelectorAll('.opblock').length >= 7", timeout=30_000)
+    screenshot(page, "api_docs")
+    assert page.get_by_text("Read several images in one request").count() == 1
+    assert outside == []
+    page.close()

@@ -17,11 +17,13 @@ from importlib import resources
 import anyio
 import numpy as np
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from swagger_ui_bundle import swagger_ui_path
 
 from digitread import __version__
 from digitread.errors import ImageError
@@ -106,6 +108,8 @@ def create_app(
         store.close()
 
     app = FastAPI(
+        docs_url=None,  # served below with Swagger UI from the package instead of a CDN
+        redoc_url=None,
         title="digitread",
         version=__version__,
         description='Read handwritten numbers from images. Errors answer as `{"error": code, "detail": text}`.',
@@ -327,11 +331,22 @@ def create_app(
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="digitread API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(str(STATIC / "index.html"), media_type="text/html")
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     # The last added runs first: metrics see every answer, the body limit's refusals included.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, on_refuse=count_error)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
