@@ -34,6 +34,8 @@ def test_two_workers_serve_one_port_and_metrics_add_up_across_them(start_server,
         metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
         assert _metric(metrics, 'digitread_http_requests_total{method="POST",route="/v1/read",status="200"}') == sent
         assert _metric(metrics, "digitread_digit_confidence_count") == 2 * sent
+    runtime = httpx.get(f"{server.url}/v1/model", timeout=30).json()["runtime"]
+    assert runtime == {"inference_threads": 2, "torch_threads": 1}  # set by the worker at start-up
     log = server.log_path.read_text()
     assert log.count("Application startup complete") == 2, log  # each worker loaded the model once
 

@@ -16,6 +16,7 @@ from importlib import resources
 
 import anyio
 import numpy as np
+import torch
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
@@ -59,8 +60,6 @@ class Upload:
 
 def load_reader(settings: ServeSettings) -> DigitReader:
     """The reader a server process uses; sets this process's PyTorch threads (``settings.torch_threads``)."""
-    import torch
-
     torch.set_num_threads(settings.torch_threads)
     return DigitReader.from_pretrained(
         settings.model,
@@ -102,7 +101,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if app.state.reader is None:
-            app.state.reader = await anyio.to_thread.run_sync(load_reader, settings)
+            # On the event loop's own thread, before any request: PyTorch's thread setting belongs here.
+            app.state.reader = load_reader(settings)
         log.info("digitread %s serving in %s mode", __version__, app.state.reader.mode)
         yield
         store.close()
@@ -320,6 +320,7 @@ def create_app(
                 "max_batch": settings.max_batch,
                 "min_confidence": settings.min_confidence,
             },
+            runtime={"inference_threads": settings.inference_threads, "torch_threads": torch.get_num_threads()},
         )
 
     @app.get("/healthz", response_model=schemas.Health, summary="Liveness: the model is loaded")

@@ -83,6 +83,7 @@ class ModelOut(BaseModel):
     digit_model: dict = Field(description="architecture, metrics and calibration of the digit classifier")
     sequence_model: dict | None = Field(description="the same for the sequence model, when the mode uses one")
     limits: dict
+    runtime: dict = Field(description="threads this server process reads with")
 
 
 class Health(BaseModel):
