@@ -171,6 +171,7 @@ def create_app(
         for i, f in enumerate(files):
             what = f"{field}[{i}]" if len(files) > 1 else field
             out.append(Upload(await f.read(settings.max_image_bytes + 1), f.filename, what))
+        await data.close()  # the parser spools big parts to temporary files: remove them now
         return out
 
     def check_batch(count: int) -> None:
