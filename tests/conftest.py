@@ -61,3 +61,70 @@ def mnist(mnist_path):
     from digitread.data.mnist import load_mnist
 
     return load_mnist(mnist_path, val_size=5000, seed=0)
+
+
+# ---- a real server, for the browser tests and for several servers sharing one feedback store ----
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """``digitread serve`` in a subprocess on a free loopback port; stopped by ``stop``."""
+
+    def __init__(self, feedback_db: str, log_path: Path, *extra: str):
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.feedback_db = feedback_db
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        command = [sys.executable, "-m", "digitread", "serve", "--port", str(self.port), "--feedback-db", feedback_db]
+        self.process = subprocess.Popen([*command, *extra], stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 120.0) -> LiveServer:
+        import time
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        pytest.fail(f"server not ready after {timeout} s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except Exception:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture()
+def start_server(tmp_path):
+    """Start servers with ``start_server(feedback_db)``; all are stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(feedback_db: str, *extra: str) -> LiveServer:
+        server = LiveServer(feedback_db, tmp_path / f"server-{len(servers)}.log", *extra)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -230,6 +230,61 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from digitread.serve.server import serve
+        from digitread.serve.settings import ServeSettings
+    except ModuleNotFoundError as e:
+        raise DigitreadError(f"serving needs {e.name}: pip install 'digitread[serve]'") from None
+    settings = ServeSettings.from_env(
+        model=args.model,
+        sequence_model=args.sequence_model,
+        mode=args.mode,
+        feedback_db=args.feedback_db,
+        max_request_bytes=args.max_request_bytes,
+        max_image_bytes=args.max_image_bytes,
+        max_pixels=args.max_pixels,
+        max_batch=args.max_batch,
+        inference_threads=args.inference_threads,
+        torch_threads=args.torch_threads,
+    )
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    try:
+        from digitread.feedback.export import export_feedback
+        from digitread.feedback.store import DEFAULT_URL, FeedbackStore
+    except ModuleNotFoundError as e:
+        raise DigitreadError(f"the feedback store needs {e.name}: pip install 'digitread[serve]'") from None
+    url = args.db or os.environ.get("DIGITREAD_FEEDBACK_DB") or DEFAULT_URL
+    _require_existing_sqlite(url)
+    store = FeedbackStore(url)
+    try:
+        summary = export_feedback(store, args.out)
+    finally:
+        store.close()
+    not_cut = summary.images_not_cut
+    note = f" ({not_cut} images not cut: the boxes did not match the number)" if not_cut else ""
+    print(f"{summary.images} images and {summary.digits} digits written to {args.out}{note}")
+    return 0
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Exporting from a SQLite file that is not there would create an empty one: say so instead."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DigitreadError(f"not a database URL: {url!r} (e.g. sqlite:///digitread-feedback.db)") from None
+    is_file_db = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if is_file_db and not Path(parsed.database).is_file():
+        raise DigitreadError(f"no feedback database at {parsed.database}; pass --db with the server's URL")
+
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
@@ -421,6 +476,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help=".onnx file to write")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the reader over HTTP, with a web page to write or photograph a number",
+        description="Serve the HTTP API (OpenAPI at /docs) and the web page at /. Every setting can also come "
+        "from a DIGITREAD_<SETTING> variable, e.g. DIGITREAD_FEEDBACK_DB; flags win.",
+    )
+    p.add_argument("--model", default=None, help="digit model folder (default: the shipped model)")
+    p.add_argument("--sequence-model", default=None, help="sequence model folder (default: the shipped one)")
+    p.add_argument("--mode", choices=["auto", "segment", "sequence"], default=None, help="reading mode (default: auto)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model (default: 1)")
+    p.add_argument(
+        "--feedback-db",
+        default=None,
+        help="SQLAlchemy URL of the feedback store (default: sqlite:///digitread-feedback.db, beside the server)",
+    )
+    p.add_argument("--max-request-bytes", type=_positive_int, default=None, help="largest request body")
+    p.add_argument("--max-image-bytes", type=_positive_int, default=None, help="largest image file")
+    p.add_argument("--max-pixels", type=_positive_int, default=None, help="most pixels in one image")
+    p.add_argument("--max-batch", type=_positive_int, default=None, help="most images in one batch request")
+    p.add_argument("--inference-threads", type=_positive_int, default=None, help="images read at once per worker")
+    p.add_argument("--torch-threads", type=_positive_int, default=None, help="PyTorch threads per reading (default: 1)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("feedback", help="work with the corrections users sent to the service")
+    feedback = p.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    q = feedback.add_parser(
+        "export",
+        help="write the corrections out as labelled images for training and evaluation",
+        description="Write each stored image with its corrected number (OUT/images, OUT/labels.csv) and, where "
+        "the service's boxes match the number, each digit cut out (OUT/digits/D/, OUT/digits.csv, and MNIST-style "
+        "IDX files).",
+    )
+    q.add_argument("out", help="folder to write")
+    q.add_argument(
+        "--db",
+        default=None,
+        help="SQLAlchemy URL (default: $DIGITREAD_FEEDBACK_DB, else sqlite:///digitread-feedback.db)",
+    )
+    q.set_defaults(func=cmd_feedback_export)
 
     p = sub.add_parser("predict", help="classify images that each show one digit")
     p.add_argument("run", help="model or run folder ('default': the shipped model)")
