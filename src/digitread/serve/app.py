@@ -309,11 +309,10 @@ def create_app(
     @app.get("/v1/model", response_model=schemas.ModelOut, summary="The models served, their metrics and limits")
     def model_info() -> schemas.ModelOut:
         r = current_reader()
-        sequence = getattr(r.sequence, "model", None)
         return schemas.ModelOut(
             mode=r.mode,
             digit_model=_model_card(r.classifier.config),
-            sequence_model=_model_card(getattr(sequence, "config", {})) if sequence is not None else None,
+            sequence_model=_sequence_card(r.sequence) if r.sequence is not None else None,
             limits={
                 "max_request_bytes": settings.max_request_bytes,
                 "max_image_bytes": settings.max_image_bytes,
@@ -366,6 +365,12 @@ def _model_card(config: dict) -> dict:
     """What a client may want to know of a model folder's config, without its training recipe."""
     keys = ("arch", "task", "model_args", "metrics", "calibration", "versions", "weights_sha256")
     return {k: config[k] for k in keys if k in config}
+
+
+def _sequence_card(sequence) -> dict:
+    """A single sequence model's card, or an ensemble's: the task and each member's card."""
+    cards = [_model_card(getattr(m, "config", {})) for m in sequence.models]
+    return cards[0] if len(cards) == 1 else {"task": "strings", "ensemble": True, "members": cards}
 
 
 def app_from_env() -> FastAPI:

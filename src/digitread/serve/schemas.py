@@ -81,7 +81,9 @@ class FeedbackOut(BaseModel):
 class ModelOut(BaseModel):
     mode: str
     digit_model: dict = Field(description="architecture, metrics and calibration of the digit classifier")
-    sequence_model: dict | None = Field(description="the same for the sequence model, when the mode uses one")
+    sequence_model: dict | None = Field(
+        description="the same for the sequence model, when the mode uses one (an ensemble: task and members)"
+    )
     limits: dict
     runtime: dict = Field(description="threads this server process reads with")
 
