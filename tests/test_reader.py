@@ -289,3 +289,16 @@ def test_small_writing_is_prepared_again_at_a_size_where_strokes_have_pixels():
     big = np.full((240, 320), 235, np.uint8)
     cv2.putText(big, "4096", (40, 150), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 30, 4, cv2.LINE_AA)
     assert find_lines(big)[0].scale == 1.0  # writing big enough: no second pass
+
+
+@pytest.mark.parametrize("mode", ["auto", "segment", "sequence"])
+def test_a_stick_1_drawn_at_the_pages_default_stroke_is_read(mode):
+    import cv2
+
+    page = np.full((300, 900), 255, np.uint8)  # the web page's canvas, ink 16 pixels wide
+    cv2.line(page, (120, 60), (120, 240), 20, 16)  # 1, a plain vertical bar
+    cv2.polylines(page, [np.array([[220, 60], [330, 60], [250, 240]])], False, 20, 16)  # 7
+    cv2.ellipse(page, (440, 150), (50, 90), 0, 0, 360, 20, 16)  # 0
+    cv2.polylines(page, [np.array([[620, 60], [560, 180], [680, 180]])], False, 20, 16)  # 4
+    cv2.line(page, (650, 110), (650, 240), 20, 16)
+    assert DigitReader.from_pretrained(mode=mode).read(page).text == "1704"
