@@ -30,13 +30,9 @@ model: $(STAMP)
 # and install it.
 SEQ := src/digitread/weights/sequence
 sequence-model: $(STAMP)
-	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --out runs/strings --overwrite
-	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --model crnn_digits --out runs/strings_small --overwrite
-	rm -rf $(SEQ).new && mkdir -p $(SEQ).new/crnn_wide $(SEQ).new/crnn_digits
-	cp runs/strings/model.safetensors runs/strings/config.json runs/strings/history.json $(SEQ).new/crnn_wide/
-	cp runs/strings_small/model.safetensors runs/strings_small/config.json runs/strings_small/history.json $(SEQ).new/crnn_digits/
-	echo '{"members": ["crnn_wide", "crnn_digits"]}' > $(SEQ).new/members.json
-	rm -rf $(SEQ) && mv $(SEQ).new $(SEQ)
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --out runs/crnn_wide --overwrite
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --model crnn_digits --out runs/crnn_digits --overwrite
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread ensemble runs/crnn_wide runs/crnn_digits --out $(SEQ)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -354,3 +354,38 @@ def test_export_to_a_folder_is_one_line_not_a_traceback(tmp_path, capsys):
     save_model(create_model("crnn_digits"), tmp_path / "seq", preprocess={"task": "strings"})
     assert main(["export", str(tmp_path / "seq"), "--out", str(tmp_path)]) == 1
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_ensemble_command_refuses_digit_models_and_single_runs(tmp_path, capsys):
+    shipped = Path(__file__).parents[1] / "src" / "digitread" / "weights"
+    assert (
+        main(["ensemble", str(shipped / "default"), str(shipped / "sequence" / "crnn_wide"), "--out", str(tmp_path)])
+        == 1
+    )
+    assert "not a sequence model" in capsys.readouterr().err
+    assert main(["ensemble", str(shipped / "sequence" / "crnn_wide"), "--out", str(tmp_path / "e")]) == 1
+    assert "at least two" in capsys.readouterr().err
+
+
+def test_ensemble_command_calibrates_the_shipped_members_again(tmp_path, mnist_path, capsys):
+    import cv2
+
+    from digitread.inference.sequence import SequenceReader
+
+    shipped = Path(__file__).parents[1] / "src" / "digitread" / "weights" / "sequence"
+    out = tmp_path / "ensemble"
+    out.mkdir()
+    (out / "stale.txt").write_text("replaced only once the new folder is complete")
+    runs = [str(shipped / m) for m in json.loads((shipped / "members.json").read_text())["members"]]
+    assert main(["ensemble", *runs, "--out", str(out), "--strips", "300", "--data-dir", str(mnist_path)]) == 0
+    assert "calibration error" in capsys.readouterr().out
+    assert not (out / "stale.txt").exists() and not list(tmp_path.glob(".ensemble.*"))
+    listing = json.loads((out / "members.json").read_text())
+    a, _ = listing["calibration"]["logistic"]
+    assert a > 0 and listing["calibration"]["ece_after"] <= listing["calibration"]["ece_before"] + 0.02
+    page = np.full((60, 200), 255, np.uint8)
+    cv2.putText(page, "407", (20, 45), cv2.FONT_HERSHEY_SIMPLEX, 1.3, 0, 3)
+    from digitread.inference.strip import image_strip
+
+    reading = SequenceReader.from_pretrained(out).read([image_strip(page)])[0]
+    assert 0 < reading.confidence < 1

@@ -41,7 +41,9 @@ class StripConfig:
     elastic: float = 0.5  # share of digits warped by a smooth random displacement field
     words: float = 0.08  # chance that the strip holds letters instead of digits: the model must read nothing
     separators: float = 0.35  # chance of thousands dots or commas
-    trailing: float = 0.35  # chance of a trailing '-', '=', '/-', ',-', '.-', a flourish, a cross or a tick
+    trailing: float = 0.35  # chance of one of trailing_marks after the number
+    # Each string is drawn mark by mark: ',', '-', '=', '/', '.', '~' (a flourish), '+', 'x', 'v' (a tick).
+    trailing_marks: tuple[str, ...] = (",", "-", "=", "/-", ",-", ".-", "--", "~", "+", "x", "v")
     leading: float = 0.1  # chance of a leading '=' or '-' (cheque amounts are fenced against edits)
     baseline: float = 0.5  # chance of a printed baseline under (or through the foot of) the digits
     ruled: float = 0.2  # chance of faint ruled lines
@@ -187,11 +189,7 @@ def compose_strip(
         for k in range(n - 3, 0, -3):
             marks_after.setdefault(k - 1, []).append(sep)
     if rng.random() < cfg.trailing:
-        marks_after.setdefault(n - 1, []).extend(
-            [[","], ["-"], ["="], ["/", "-"], [",", "-"], [".", "-"], ["-", "-"], ["~"], ["+"], ["x"], ["v"]][
-                int(rng.integers(11))
-            ]
-        )
+        marks_after.setdefault(n - 1, []).extend(list(cfg.trailing_marks[int(rng.integers(len(cfg.trailing_marks)))]))
 
     margin = int(height * rng.uniform(0.3, 1.2))
     width = 2 * margin + sum(g.shape[1] for g in glyphs) + (n + 6) * height

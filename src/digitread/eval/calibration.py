@@ -48,27 +48,54 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -
     return rows
 
 
+def _minimise(f, lo: float, hi: float, steps: int = 60) -> float:
+    """Golden-section search for the minimum of a 1-D function on [lo, hi] (robust, no gradients)."""
+    golden = (np.sqrt(5) - 1) / 2
+    a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
+    fa, fb = f(a), f(b)
+    for _ in range(steps):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - golden * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + golden * (hi - lo)
+            fb = f(b)
+    return (lo + hi) / 2
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature minimising the NLL of ``softmax(logits / T)``, searched over log T (robust, 1-D)."""
+    """The temperature minimising the NLL of ``softmax(logits / T)``, searched over log T."""
     logits, labels = logits.double(), labels.long()
 
     def nll(log_t: float) -> float:
         return torch.nn.functional.cross_entropy(logits / np.exp(log_t), labels).item()
 
-    lo, hi = np.log(0.05), np.log(20.0)
-    golden = (np.sqrt(5) - 1) / 2
-    a, b = hi - golden * (hi - lo), lo + golden * (hi - lo)
-    fa, fb = nll(a), nll(b)
-    for _ in range(60):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - golden * (hi - lo)
-            fa = nll(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + golden * (hi - lo)
-            fb = nll(b)
-    return float(np.exp((lo + hi) / 2))
+    return float(np.exp(_minimise(nll, np.log(0.05), np.log(20.0))))
+
+
+def fit_logistic(probability: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """(a, b) making ``sigmoid(a * logit(p) + b)`` the chance of being right (Platt scaling of the
+    log-odds, by logistic regression; a = 1, b = 0 leaves p as it is): for scores that rank well
+    but are not quite probabilities, such as an ensemble's geometric mean."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray(correct, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("calibration needs both right and wrong readings")
+    fit = LogisticRegression(C=1e4).fit(_logit(probability)[:, None], y)
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
+def logistic(probability: np.ndarray | float, a: float, b: float) -> np.ndarray:
+    """``sigmoid(a * logit(p) + b)``: the map ``fit_logistic`` fits."""
+    return 1.0 / (1.0 + np.exp(-(a * _logit(probability) + b)))
+
+
+def _logit(probability: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(probability, dtype=np.float64), 1e-9, 1 - 1e-9)  # finite log-odds at 0 and 1
+    return np.log(p) - np.log1p(-p)
 
 
 def calibration_entry(logits: torch.Tensor, labels: torch.Tensor, fitted_on: str) -> dict:

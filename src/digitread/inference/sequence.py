@@ -14,6 +14,7 @@ from torch import nn
 from digitread.checkpoint import load_model
 from digitread.data.strips import collate_strips
 from digitread.errors import ConfigError, ModelFileError
+from digitread.eval.calibration import logistic
 from digitread.inference.ctc import Decoded, beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
 from digitread.models.crnn import BLANK, FRAME_WIDTH
@@ -72,7 +73,10 @@ class SequenceReader:
         models: nn.Module | list[nn.Module],
         device: str | torch.device | None = None,
         decoder: str = "greedy",
+        calibration: tuple[float, float] | None = None,
     ):
+        """``calibration``: (a, b) mapping an ensemble's geometric-mean probability p to the chance of
+        being right, sigmoid(a * logit(p) + b), fitted on validation strips (``train.ensemble``)."""
         models = list(models) if isinstance(models, list | tuple) else [models]
         if not models:
             raise ConfigError("a sequence reader needs at least one model")
@@ -88,10 +92,14 @@ class SequenceReader:
             float(getattr(m, "config", {}).get("calibration", {}).get("temperature", 1.0)) for m in models
         ]
         self.decoder = decoder
+        self.calibration = calibration
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> SequenceReader:
-        return cls(load_sequence_models(resolve_sequence_dir(path)), device=device, **kwargs)
+        directory = resolve_sequence_dir(path)
+        listing = read_listing(directory)
+        calibration = listing.get("calibration", {}).get("logistic") if listing else None
+        return cls(load_sequence_models(directory), device=device, calibration=calibration, **kwargs)
 
     def read(self, strips: list[np.ndarray]) -> list[StripReading]:
         """One reading per strip (uint8 (32, W)); strips of similar width are batched together."""
@@ -140,26 +148,39 @@ class SequenceReader:
             score, text = best[k]
             decoded = proposals[k][text] or _spread(text, mean_probs[k, :length])
             spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in decoded.spans]
-            readings.append(StripReading(text, float(np.exp(score)), spans, decoded.char_probs))
+            confidence = np.exp(score) if self.calibration is None else logistic(np.exp(score), *self.calibration)
+            readings.append(StripReading(text, float(confidence), spans, decoded.char_probs))
         return readings
 
 
-def ensemble_members(directory: Path) -> list[str] | None:
-    """The member folder names of an ensemble folder (``members.json``: ``{"members": ["a", "b"]}``),
-    or None for a plain model folder. Names are plain folder names inside ``directory``, each once."""
-    listing = directory / MEMBERS_FILE
-    if not listing.is_file():
+def read_listing(directory: Path) -> dict | None:
+    """An ensemble folder's ``members.json`` (``{"members": ["a", "b"], "calibration": {...}}``), checked,
+    or None for a plain model folder. Members are plain folder names inside ``directory``, each once."""
+    listing_file = directory / MEMBERS_FILE
+    if not listing_file.is_file():
         return None
     try:
-        members = json.loads(listing.read_text())["members"]
+        listing = json.loads(listing_file.read_text())
+        members = listing["members"]
         if not isinstance(members, list) or not members or len(set(members)) != len(members):
             raise ValueError
         for m in members:
             if not isinstance(m, str) or m in ("", ".", "..") or Path(m).name != m or "\\" in m or "\0" in m:
                 raise ValueError
-    except (ValueError, KeyError, TypeError) as e:
-        raise ModelFileError(f'{listing}: expected {{"members": [distinct names of member folders beside it]}}') from e
-    return members
+        a_b = listing.get("calibration", {}).get("logistic", [1.0, 0.0])
+        if not (isinstance(a_b, list) and len(a_b) == 2 and all(isinstance(v, int | float) for v in a_b)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelFileError(
+            f'{listing_file}: expected {{"members": [distinct names of member folders beside it]}}'
+        ) from e
+    return listing
+
+
+def ensemble_members(directory: Path) -> list[str] | None:
+    """The member folder names of an ensemble folder, or None for a plain model folder."""
+    listing = read_listing(directory)
+    return None if listing is None else listing["members"]
 
 
 def _check_strip_input(model: nn.Module) -> None:

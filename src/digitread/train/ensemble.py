@@ -1,0 +1,74 @@
+"""Sequence-model runs -> one ensemble folder whose confidence is calibrated.
+
+    digitread ensemble runs/strings runs/strings_small --out weights/sequence
+
+Each run's model folder is copied in under the run's name and listed in ``members.json``. The
+ensemble's confidence (the geometric mean of its members' P(text)) ranks readings well but is not a
+probability: agreeing members are each a little unsure, so their product is too low. A logistic map
+of its log-odds (Platt scaling) is fitted on synthetic strips of the *validation* digits (the strips each
+member was validated on) so that the confidence is the chance of being right, and recorded with the
+calibration error before and after.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from digitread._io import atomic_write_json
+from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_model_config
+from digitread.data.mnist import load_mnist
+from digitread.data.strips import make_strips
+from digitread.errors import ConfigError
+from digitread.eval.calibration import calibration_error, fit_logistic, logistic
+from digitread.inference.sequence import MEMBERS_FILE, SequenceReader
+
+VAL_SEED = 1_000_003  # the seed ``fit_strings`` makes its validation strips with (training seed 0)
+MEMBER_FILES = (WEIGHTS_FILE, CONFIG_FILE, "history.json")
+
+
+def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, strips: int = 1000) -> dict:
+    """Write the ensemble folder ``out`` (replacing it only once the new one is complete)."""
+    names = [run.name for run in runs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"ensemble members need distinct folder names, got {names}")
+    for run in runs:
+        if read_model_config(run).get("task") != "strings":
+            raise ConfigError(f"{run} is not a sequence model (train it with --task strings)")
+    staging = out.with_name(f".{out.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    for run, name in zip(runs, names, strict=True):
+        (staging / name).mkdir(parents=True)
+        for file in MEMBER_FILES:
+            if (run / file).is_file():
+                shutil.copy2(run / file, staging / name / file)
+    atomic_write_json(staging / MEMBERS_FILE, {"members": names})
+
+    data = load_mnist(data_dir)
+    val = make_strips(data.val.images, data.val.labels, strips, seed=VAL_SEED)
+    readings = SequenceReader.from_pretrained(staging).read([strip for _, _, strip in val])
+    mean = np.array([r.confidence for r in readings])  # the geometric mean of the members' P(text)
+    correct = np.array([r.text == label for r, (_, label, _) in zip(readings, val, strict=True)])
+    a, b = fit_logistic(mean, correct)
+    if a <= 0:  # a likelier string would mean a less likely reading: the members do not agree on what is sure
+        raise ConfigError(
+            f"these members' scores do not rank their readings (slope {a:.3f} on {strips} validation strips); "
+            "check that every member was trained on today's strips (letters included)"
+        )
+    calibration = {
+        "logistic": [a, b],
+        "exact": float(correct.mean()),
+        "ece_before": calibration_error(mean, correct),
+        "ece_after": calibration_error(logistic(mean, a, b), correct),
+        "fitted_on": f"{strips} synthetic strips of validation digits",
+    }
+    atomic_write_json(staging / MEMBERS_FILE, {"members": names, "calibration": calibration})
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return {"out": str(out), "members": names, **calibration}
