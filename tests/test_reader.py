@@ -202,16 +202,32 @@ def test_every_mode_reads_the_example_numbers(readers):
             assert {line.path for x in readings for line in x.lines} == {mode}
 
 
-def test_auto_keeps_the_surer_of_the_two_readings_of_each_line(readers, mnist):
+def test_auto_keeps_the_whole_reading_unless_it_is_unsure_and_the_cut_one_surer(readers, mnist):
+    from digitread.inference.reader import FALLBACK_BELOW
+
     images = [*NUMBERS, *_touching_numbers(mnist, 8)[0]]
     auto, segment, sequence = (readers[m].read_many(images) for m in ("auto", "segment", "sequence"))
     compared = 0
     for a, g, q in zip(auto, segment, sequence, strict=True):
         if len(g.lines) == len(q.lines) == 1:  # one line: the whole reading is that line's choice
-            best = max((g, q), key=lambda r: r.confidence)
-            assert a.text == best.text and a.confidence == pytest.approx(best.confidence)
+            expected = g if q.confidence < FALLBACK_BELOW and g.confidence > q.confidence else q
+            assert a.text == expected.text and a.confidence == pytest.approx(expected.confidence)
             compared += 1
     assert compared >= 10
+
+
+def test_auto_falls_back_to_the_cut_reading_only_below_half():
+    from digitread.inference.reader import _choose_reading
+    from digitread.inference.results import LineReading
+
+    def line(text, confidence, path):
+        return LineReading(text, confidence, (0, 0, 1, 1), [], path)
+
+    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.6, "sequence")).path == "sequence"
+    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.4, "sequence")).path == "segment"
+    assert _choose_reading(line("12", 0.3, "segment"), line("17", 0.4, "sequence")).path == "sequence"
+    assert _choose_reading(None, line("17", 0.1, "sequence")).path == "sequence"
+    assert _choose_reading(line("12", 0.1, "segment"), None).path == "segment"
 
 
 def test_sequence_readings_have_boxes_inside_the_image_and_marks_from_segmentation(readers):

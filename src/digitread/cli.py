@@ -452,8 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         choices=["auto", "segment", "sequence"],
         default="auto",
-        help="segment: digit by digit; sequence: each line whole (touching digits); auto: per line, the surer "
-        "of the two (default: auto)",
+        help="segment: digit by digit; sequence: each line whole (touching digits); auto: per line, the whole "
+        "reading unless it is more likely wrong than right and the digit-by-digit one is surer (default: auto)",
     )
     p.add_argument("--sequence-model", default=None, help="sequence model folder (default: the shipped one)")
     p.add_argument(
