@@ -45,6 +45,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/reading.py --out bench/results --failures reports/failures
+	$(BIN)/python bench/load.py --photos 200
+	$(BIN)/python bench/load.py --photos 200 --clients 1 --seconds 20 --out bench/results/load_one_client.json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

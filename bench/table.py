@@ -1,4 +1,4 @@
-"""Print the README's results tables from bench/results/*.json (models, then reading).
+"""Print the README's results tables from bench/results/*.json (models, reading, then load).
 
 python bench/table.py [bench/results]
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.name != "reading.json"]
+    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    rows = [r for r in results if "test_accuracy" in r]  # the model runs of bench/run.py
     print(
         "| model | parameters | recipe | test accuracy, median (min-max) | training s, median "
         "| batch 1: ms / digit | batch 256: digits/s |"
@@ -35,7 +36,24 @@ def main() -> int:
     if reading.is_file():
         print()
         reading_table(json.loads(reading.read_text()))
+    loads = [r for r in results if "requests_per_s" in r]  # bench/load.py
+    if loads:
+        print()
+        load_table(sorted(loads, key=lambda r: -r["clients"]))
     return 0
+
+
+def load_table(runs: list[dict]) -> None:
+    """The service under load (bench/load.py): one row per run."""
+    print("| clients | duration | requests | requests/s | p50 | p95 | p99 | errors | read exactly |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        lat = r["latency_ms"]
+        print(
+            f"| {r['clients']} | {r['seconds']:.0f} s | {r['requests']:,} | {r['requests_per_s']:.1f} | "
+            f"{lat['p50']:,.0f} ms | {lat['p95']:,.0f} ms | {lat['p99']:,.0f} ms | {r['errors']} | "
+            f"{r['read_exactly']:.0%} |"
+        )
 
 
 def _cell(score: dict) -> str:
