@@ -1,12 +1,12 @@
 """DigitReader: an image with a handwritten number in, a Reading out.
 
-load_image -> prepare (polarity, lighting, binarise, lines) -> segment (components, strokes,
-lines, marks) -> for each line, two readers:
+load_image -> find_lines (prepare: polarity, lighting, binarise, rules; segment: components,
+strokes, lines, marks; again enlarged for small writing) -> for each line, two readers:
 - segment: normalise each piece MNIST-style, classify all pieces of all images in one batch, choose
   how to cut touching digits;
 - sequence: cut the line into a strip and read it whole with a CTC model (touching and cursive
   runs need no cutting);
--> keep the reading the calibrated confidences favour (``mode="auto"``) -> assemble the Reading
+-> keep the whole reading unless it is unsure and the cut one surer (``mode="auto"``) -> the Reading
 """
 
 from __future__ import annotations

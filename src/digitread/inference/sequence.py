@@ -142,11 +142,15 @@ class SequenceReader:
         for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
             if k not in best or score > best[k][0]:
                 best[k] = (score, text)
-        mean_probs = torch.stack(member_log_probs).exp().mean(dim=0).numpy()
+        mean_probs = None  # only for a string no member's greedy decoding gave (so with no alignment)
         readings = []
         for k, length in enumerate(n):
             score, text = best[k]
-            decoded = proposals[k][text] or _spread(text, mean_probs[k, :length])
+            decoded = proposals[k][text]
+            if decoded is None:
+                if mean_probs is None:
+                    mean_probs = torch.stack(member_log_probs).exp().mean(dim=0).numpy()
+                decoded = _spread(text, mean_probs[k, :length])
             spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in decoded.spans]
             confidence = np.exp(score) if self.calibration is None else logistic(np.exp(score), *self.calibration)
             readings.append(StripReading(text, float(confidence), spans, decoded.char_probs))

@@ -24,8 +24,8 @@ from digitread.data.strips import make_strips
 from digitread.errors import ConfigError
 from digitread.eval.calibration import calibration_error, fit_logistic, logistic
 from digitread.inference.sequence import MEMBERS_FILE, SequenceReader
+from digitread.train.strings import VAL_SEED  # the strips each member was validated on (training seed 0)
 
-VAL_SEED = 1_000_003  # the seed ``fit_strings`` makes its validation strips with (training seed 0)
 MEMBER_FILES = (WEIGHTS_FILE, CONFIG_FILE, "history.json")
 
 

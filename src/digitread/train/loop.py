@@ -62,6 +62,20 @@ def _accuracy_and_loss(
     return acc, loss
 
 
+def start_run(
+    model: nn.Module, cfg: RunConfig, out_dir: str | Path, device: str | None
+) -> tuple[Path, torch.device, bool, nn.Module]:
+    """What every training run does first: the run folder with its settings, threads, device,
+    precision, and the model moved there. Returns (out_dir, device, bf16, model)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
+    set_threads(cfg.train.threads)
+    dev = pick_device(device)
+    bf16 = use_bf16(cfg.train.precision, model, dev)
+    return out_dir, dev, bf16, prepare_model(model, dev)
+
+
 def fit(
     model: nn.Module,
     data: MnistData,
@@ -78,14 +92,7 @@ def fit(
     """
     tc, ac = cfg.train, cfg.augment
     logger = logger or NullLogger()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
-
-    set_threads(tc.threads)
-    dev = pick_device(device)
-    bf16 = use_bf16(tc.precision, model, dev)
-    model = prepare_model(model, dev)
+    out_dir, dev, bf16, model = start_run(model, cfg, out_dir, device)
     channels_last = has_conv(model)
     preprocess = getattr(model, "config", {}).get("preprocess")
 

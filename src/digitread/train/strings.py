@@ -19,7 +19,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from digitread._io import atomic_write_json
 from digitread.checkpoint import save_model
 from digitread.config import RunConfig
 from digitread.data.mnist import MnistData
@@ -28,11 +27,13 @@ from digitread.errors import DigitreadError
 from digitread.inference.ctc import greedy_decode, string_log_probs
 from digitread.inference.sequence import STRIP_INPUT, strip_log_probs, strip_tensor
 from digitread.models.crnn import BLANK, FRAME_WIDTH
-from digitread.runtime import autocast, pick_device, prepare_model, set_threads, use_bf16
+from digitread.runtime import autocast
 from digitread.train.logging import NullLogger
-from digitread.train.loop import RUN_CONFIG_FILE, FitResult
+from digitread.train.loop import FitResult, start_run
 from digitread.train.optim import build_optimizer, build_schedule
 from digitread.train.state import RunState, check_finite
+
+VAL_SEED = 1_000_003  # validation strips: seed VAL_SEED + the training seed, the same every epoch
 
 
 def _val_batches(strips: list[tuple[np.ndarray, str, np.ndarray]], size: int = 200):
@@ -95,13 +96,7 @@ def fit_strings(
 
     tc = cfg.train
     logger = logger or NullLogger()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
-    set_threads(tc.threads)
-    dev = pick_device(device)
-    bf16 = use_bf16(tc.precision, model, dev)
-    model = prepare_model(model, dev)
+    out_dir, dev, bf16, model = start_run(model, cfg, out_dir, device)
     if data.val is None:
         raise DigitreadError("the strings task needs validation digits: set --val-size above 0")
     train_images, train_labels = data.train.images, data.train.labels
@@ -109,7 +104,7 @@ def fit_strings(
         keep = np.random.default_rng(tc.seed + 1).permutation(len(train_labels))[: cfg.data.train_subset]
         train_images, train_labels = train_images[keep], train_labels[keep]
     logger.message(f"making {tc.val_strips} validation strips from the validation digits")
-    val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=1_000_003 + tc.seed)
+    val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=VAL_SEED + tc.seed)
 
     steps_per_epoch = tc.strips_per_epoch // tc.batch_size
     if tc.limit_batches:
