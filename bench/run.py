@@ -1,8 +1,14 @@
-"""The benchmark suite: trains the study's network as published and the default CNN, then measures
-inference speed. Writes one JSON file per model to --out, with the machine described.
+"""The speed benchmark: training and inference, digitread's recipes side by side with two references
+trained as published in the same run, written to one JSON file with the machine described.
 
-    make bench                                   # 3 seeds each, about 10 minutes on 2 cores
-    python bench/run.py --seeds 1 --only cnn     # one model, one seed
+    make bench                                         # 3 seeds each (about 40 minutes on 2 cores)
+    python bench/run.py --seeds 1 --only fast          # one recipe, one seed
+    python bench/run.py --reference-epochs 3           # a shorter run of PyTorch's example
+
+For every run the test accuracy is probed during training with the clock stopped, so "time to 99.0%"
+is the training time until the model first scores 99.0% on the MNIST test set. The references:
+the study's network (``--recipe study``) and PyTorch's official MNIST example (bench/reference.py).
+Each model trains in a child process of its own, so its peak memory is its own.
 """
 
 from __future__ import annotations
@@ -10,8 +16,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
+import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -21,17 +30,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitread import __version__, create_model
-from digitread._io import atomic_write_json
-from digitread.config import RunConfig, load_recipe
-from digitread.data.mnist import load_mnist
-from digitread.inference.predictor import DigitClassifier
-from digitread.models import count_parameters
-from digitread.runtime import set_threads
-from digitread.train.loop import fit, seed_everything
+sys.path.insert(0, str(Path(__file__).parent))
 
-# model name in the results -> recipe it is trained with
-SUITE = {"seed_mlp": "study", "cnn": "cnn"}
+from digitread import __version__, create_model  # noqa: E402
+from digitread._io import atomic_write_json  # noqa: E402
+from digitread.config import RunConfig, load_recipe  # noqa: E402
+from digitread.data.mnist import load_mnist  # noqa: E402
+from digitread.data.tensors import images_to_tensor  # noqa: E402
+from digitread.inference.predictor import DigitClassifier  # noqa: E402
+from digitread.models import count_parameters  # noqa: E402
+from digitread.runtime import predict_logits, set_threads  # noqa: E402
+from digitread.train.loop import fit, seed_everything  # noqa: E402
+
+RECIPES = {"fast": "fast", "best": "best", "seed_mlp": "study"}  # result name -> recipe
+REFERENCE = "pytorch_example"
+TARGETS = (0.99, 0.995)
+PROBES_PER_EPOCH = 10
 
 
 def machine() -> dict:
@@ -62,80 +76,201 @@ def machine() -> dict:
     }
 
 
-def inference_speed(run_dir: Path, digits: np.ndarray) -> dict:
-    """Digits classified per second by DigitClassifier (28x28 uint8 in, probabilities out) at batch 1 and
-    batch 256: medians of repeated, timed calls after a warm-up."""
-    classifier = DigitClassifier.from_pretrained(run_dir)
+def time_to(curve: list[dict], target: float) -> float | None:
+    """Training seconds until the test accuracy first reached ``target`` (None: never)."""
+    return next((p["seconds"] for p in curve if p["test_accuracy"] >= target), None)
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    """The median, counting a run that never got there as slower than any that did (None if the median did not)."""
+    middle = statistics.median([math.inf if v is None else v for v in values])
+    return None if math.isinf(middle) else middle
+
+
+def timed_calls(function, x: np.ndarray, repeats: int) -> float:
+    """Median seconds of ``function(x)`` after a warm-up."""
+    for _ in range(10):
+        function(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        function(x)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def inference_speed(function, digits: np.ndarray) -> dict:
+    """Digits classified per second at batch 1 and batch 256 (28x28 uint8 in, probabilities out)."""
     result = {}
     for batch, repeats in ((1, 300), (256, 30)):
-        x = digits[:batch]
-        for _ in range(10):
-            classifier.probabilities(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            classifier.probabilities(x)
-            times.append(time.perf_counter() - t0)
-        median = statistics.median(times)
+        median = timed_calls(function, digits[:batch], repeats)
         result[f"batch_{batch}"] = {"median_ms": round(median * 1000, 4), "images_per_second": round(batch / median, 1)}
     return result
 
 
-def bench_model(name: str, recipe: str, seeds: list[int], data_dir: str | None, runs_dir: Path) -> dict:
-    cfg_dict = load_recipe(recipe)
+def _peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+class TestProbe:
+    """Called by ``fit`` with the clock stopped: the test accuracy after ``step`` steps, ``seconds`` of training."""
+
+    def __init__(self, x_test: torch.Tensor, y_test: torch.Tensor, preprocess: dict | None):
+        self.x_test, self.y_test, self.preprocess = x_test, y_test, preprocess
+        self.curve: list[dict] = []
+
+    def __call__(self, model, step: int, seconds: float) -> None:
+        predicted = predict_logits(model, self.x_test, 1000, self.preprocess).argmax(1)
+        accuracy = (predicted == self.y_test).float().mean().item()
+        self.curve.append({"step": step, "seconds": round(seconds, 3), "test_accuracy": round(accuracy, 4)})
+
+
+def run_recipe(name: str, recipe: str, seeds: list[int], data_dir: str | None, runs_dir: str) -> dict:
+    """Train ``recipe`` once per seed with the test accuracy probed along the way; then time inference."""
+    set_threads(0)
+    settings = load_recipe(recipe)
     per_seed = []
     for seed in seeds:
-        cfg = RunConfig.from_dict({**cfg_dict, "recipe": recipe})
+        cfg = RunConfig.from_dict({**settings, "recipe": recipe})
         cfg.train.seed = seed
         data = load_mnist(data_dir, cfg.data.val_size, seed)
+        x_test, y_test = images_to_tensor(data.test.images), torch.from_numpy(data.test.labels)
         seed_everything(seed)
         model = create_model(cfg.train.model)
-        result = fit(model, data, cfg, runs_dir / f"{name}-seed{seed}", progress=False)
+        probe = TestProbe(x_test, y_test, getattr(model, "config", {}).get("preprocess"))
+        n_train = cfg.data.train_subset or len(data.train.labels)
+        every = max(1, n_train // cfg.train.batch_size // PROBES_PER_EPOCH)
+        out_dir = Path(runs_dir) / f"{name}-seed{seed}"
+        result = fit(model, data, cfg, out_dir, progress=False, probe=probe, probe_every=every)
+        curve = probe.curve
         per_seed.append(
             {
                 "seed": seed,
                 "test_accuracy": result.metrics["test_accuracy"],
                 "train_seconds": result.metrics["train_seconds"],
+                **{f"seconds_to_{t:.1%}": time_to(curve, t) for t in TARGETS},
+                "curve": curve,
             }
         )
-        print(f"{name} seed {seed}: {per_seed[-1]}", file=sys.stderr, flush=True)
-    speed = inference_speed(result.out_dir, data.test.images[:256])
+        print(f"{name} seed {seed}: { ({k: v for k, v in per_seed[-1].items() if k != 'curve'}) }", file=sys.stderr)
+    classifier = DigitClassifier.from_pretrained(result.out_dir)
+    digits = data.test.images[:256]
+    return {
+        "model": cfg.train.model,
+        "recipe": recipe,
+        "parameters": count_parameters(result.model),
+        "settings": settings,
+        **summarise(per_seed),
+        "inference": {"torch": inference_speed(classifier.probabilities, digits)},
+        "peak_memory_mb": _peak_mb(),
+    }
+
+
+def run_reference(seeds: list[int], data_dir: str | None, epochs: int) -> dict:
+    """PyTorch's MNIST example, as published (bench/reference.py)."""
+    from reference import example_probabilities, train_example
+
+    set_threads(0)
+    data = load_mnist(data_dir, 0, 0)
+    per_seed = []
+    for seed in seeds:
+        trained = train_example(data, seed=seed + 1, epochs=epochs)  # the script's own default seed is 1
+        curve = trained["curve"]
+        per_seed.append(
+            {
+                "seed": seed + 1,
+                "test_accuracy": curve[-1]["test_accuracy"],
+                "train_seconds": curve[-1]["seconds"],
+                **{f"seconds_to_{t:.1%}": time_to(curve, t) for t in TARGETS},
+                "curve": curve,
+            }
+        )
+        print(f"{REFERENCE} seed {seed + 1}: {curve[-1]}", file=sys.stderr)
+    model = trained["model"]
+    return {
+        "model": "the example's Net (2 convs, 2 linear layers)",
+        "recipe": f"Adadelta lr 1.0, StepLR gamma 0.7, batch 64, {epochs} epochs, no augmentation",
+        "parameters": count_parameters(model),
+        **summarise(per_seed),
+        "inference": {"torch": inference_speed(lambda x: example_probabilities(model, x), data.test.images[:256])},
+        "peak_memory_mb": _peak_mb(),
+    }
+
+
+def summarise(per_seed: list[dict]) -> dict:
     accuracies = [r["test_accuracy"] for r in per_seed]
     seconds = [r["train_seconds"] for r in per_seed]
     return {
-        "model": name,
-        "parameters": count_parameters(result.model),
-        "recipe": recipe,
-        "settings": cfg_dict,
         "seeds": per_seed,
-        "test_accuracy": {
-            "median": statistics.median(accuracies),
-            "min": min(accuracies),
-            "max": max(accuracies),
-            "mean": statistics.fmean(accuracies),
-        },
+        "test_accuracy": {"median": statistics.median(accuracies), "min": min(accuracies), "max": max(accuracies)},
         "train_seconds": {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)},
-        "inference": speed,
-        "machine": machine(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": "make bench",
+        **{f"seconds_to_{t:.1%}": median_or_none([r[f"seconds_to_{t:.1%}"] for r in per_seed]) for t in TARGETS},
     }
+
+
+def ratios(results: dict) -> dict:
+    """How much faster the ``fast`` recipe trains, and its model classifies, than each reference: training
+    to the reference's own final accuracy (median), and digits per second at batch 256 and batch 1."""
+    fast = results.get("fast")
+    out = {}
+    for name in ("seed_mlp", REFERENCE):
+        ref = results.get(name)
+        if not fast or not ref:
+            continue
+        target = ref["test_accuracy"]["median"]
+        ref_seconds = median_or_none([time_to(r["curve"], target) for r in ref["seeds"]])
+        fast_seconds = median_or_none([time_to(r["curve"], target) for r in fast["seeds"]])
+        fast_inf, ref_inf = fast["inference"]["torch"], ref["inference"]["torch"]
+        out[name] = {
+            "accuracy_reached": target,
+            "reference_seconds": ref_seconds,
+            "fast_seconds": fast_seconds,
+            "training_speedup": round(ref_seconds / fast_seconds, 1) if ref_seconds and fast_seconds else None,
+            "batch_256_speedup": round(
+                fast_inf["batch_256"]["images_per_second"] / ref_inf["batch_256"]["images_per_second"], 2
+            ),
+            "batch_1_speedup": round(ref_inf["batch_1"]["median_ms"] / fast_inf["batch_1"]["median_ms"], 2),
+        }
+    return out
+
+
+def in_child(function, *args):
+    """Run ``function(*args)`` in a fresh process, so the peak memory it reports is its own."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="bench/results", help="folder for the JSON results")
+    parser.add_argument("--out", default="bench/results/speed.json", help="the JSON file to write")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per model (medians are reported)")
-    parser.add_argument("--only", choices=sorted(SUITE), action="append", help="run only these models")
+    names = [*RECIPES, REFERENCE]
+    parser.add_argument("--only", choices=names, action="append", help="run only these (repeatable)")
+    parser.add_argument("--reference-epochs", type=int, default=14, help="epochs of PyTorch's example (published: 14)")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITREAD_DATA)")
     parser.add_argument("--runs", default="runs/bench", help="where the benchmark's runs are written")
     args = parser.parse_args()
     set_threads(0)
-    for name in args.only or SUITE:
-        result = bench_model(name, SUITE[name], list(range(args.seeds)), args.data_dir, Path(args.runs))
-        path = Path(args.out) / f"{name}.json"
-        atomic_write_json(path, result)
-        print(json.dumps({k: result[k] for k in ("model", "test_accuracy", "train_seconds", "inference")}))
+    out = Path(args.out)
+    # Runs of --only merge into the file a full run wrote, so one model can be measured again alone.
+    results = json.loads(out.read_text())["models"] if out.is_file() else {}
+    seeds = list(range(args.seeds))
+    for name in args.only or names:
+        if name == REFERENCE:
+            results[name] = in_child(run_reference, seeds, args.data_dir, args.reference_epochs)
+        else:
+            results[name] = in_child(run_recipe, name, RECIPES[name], seeds, args.data_dir, args.runs)
+        summary = {k: results[name][k] for k in ("test_accuracy", "train_seconds", "seconds_to_99.0%")}
+        print(json.dumps({name: summary}), flush=True)
+    report = {
+        "models": results,
+        "ratios": ratios(results),
+        "machine": machine(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+    }
+    atomic_write_json(out, report)
+    print(json.dumps(report["ratios"], indent=1))
     return 0
 
 

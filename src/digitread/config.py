@@ -59,6 +59,9 @@ class TrainConfig:
         default="auto", metadata={"help": "fp32, bf16 or auto (bf16 autocast for CNNs on CPUs that have it)"}
     )
     threads: int = field(default=0, metadata={"help": "CPU threads for PyTorch (0: one per core)"})
+    compile: bool = field(
+        default=False, metadata={"help": "torch.compile the model for training (pays off only on long runs)"}
+    )
     eval_batch_size: int = field(default=1000, metadata={"help": "images per step when evaluating"})
     outliers: float = field(
         default=0.0,

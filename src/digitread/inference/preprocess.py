@@ -67,14 +67,16 @@ def _working_size(gray: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, floa
     scale = working_scale(gray.shape, zoom)
     if scale != 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        # Area averaging only where it matters: for mild reductions bilinear is as good and ten times faster.
+        interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR if scale < 1 else cv2.INTER_CUBIC
+        gray = cv2.resize(gray, size, interpolation=interpolation)
     return gray, scale
 
 
 def ink_is_dark(gray: np.ndarray) -> bool:
     """True when the background is lighter than the ink (pen on paper), False for chalk on a board."""
-    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return (gray > threshold).mean() >= 0.5
+    _, light = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return cv2.countNonZero(light) >= 0.5 * light.size
 
 
 def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarray:
@@ -110,19 +112,26 @@ def _shear(image: np.ndarray, s: float, y0: float, interpolation: int) -> np.nda
 
 
 def estimate_slant(mask: np.ndarray) -> float:
-    """The shear that makes the mask's strokes most vertical (largest sum of squared column sums)."""
+    """The shear that makes the mask's strokes most vertical (largest sum of squared column sums).
+
+    Each shear moves every row sideways by a whole number of pixels, so the column sums of the sheared
+    mask are a weighted histogram of the ink pixels' shifted columns: one ``bincount`` per shear
+    instead of warping the image 13 times.
+    """
     small = mask
     if max(mask.shape) > 400:
         f = 400 / max(mask.shape)
         small = cv2.resize(mask, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-    if small.max() == 0:
+    ys, xs = np.nonzero(small)
+    if ys.size == 0:
         return 0.0
-    y0 = small.shape[0] / 2
+    weights = small[ys, xs].astype(np.float64)
+    rows = np.arange(small.shape[0]) - small.shape[0] / 2
     scores = []
     for s in SHEARS:
-        sheared, _ = _shear(small, float(s), y0, cv2.INTER_NEAREST)
-        cols = sheared.astype(np.float32).sum(axis=0)
-        scores.append(float((cols**2).sum()))
+        shift = np.floor(s * rows + 0.5).astype(np.int64)
+        columns = np.bincount(xs + shift[ys] - shift.min(), weights=weights)
+        scores.append(float(np.dot(columns, columns)))
     return float(SHEARS[int(np.argmax(scores))])
 
 
@@ -157,7 +166,7 @@ def prepare(gray: np.ndarray, zoom: float = 1.0) -> Prepared:
         return Prepared(flat, np.zeros_like(flat), scale, inverted, gray.shape)
     threshold, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     threshold = max(threshold, MIN_CONTRAST * 0.6)
-    mask = np.where(flat > threshold, 255, 0).astype(np.uint8)
+    _, mask = cv2.threshold(flat, threshold, 255, cv2.THRESH_BINARY)  # 255 where flat > threshold
     # A line is far longer than a digit: across 40% of the width, or 85% of the height (a 1 can be
     # almost as tall as a tight crop, so vertical lines must be longer still).
     mask = remove_lines(mask, min_width=max(25, int(0.4 * w)), min_height=max(25, int(0.85 * h)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,13 @@ from digitread.train.logging import NullLogger
 from digitread.train.optim import build_optimizer, build_schedule
 from digitread.train.state import CHECKPOINT_FILE, HISTORY_FILE, RunState, TrainingDiverged, check_finite
 
-__all__ = ["CHECKPOINT_FILE", "HISTORY_FILE", "RUN_CONFIG_FILE", "FitResult", "TrainingDiverged", "fit"]
+__all__ = ["CHECKPOINT_FILE", "HISTORY_FILE", "RUN_CONFIG_FILE", "FitResult", "Probe", "TrainingDiverged", "fit"]
 
 RUN_CONFIG_FILE = "train_config.json"
+
+# Called as probe(model, step, train_seconds) every ``probe_every`` steps, with the model in eval mode
+# and the clock stopped: how benchmarks measure the time to reach an accuracy without slowing training.
+Probe = Callable[[nn.Module, int, float], None]
 
 
 @dataclass
@@ -85,6 +90,8 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     device: str | None = None,
+    probe: Probe | None = None,
+    probe_every: int = 0,
 ) -> FitResult:
     """Train ``model`` on ``data`` as ``cfg`` says, writing checkpoints and the final model folder to ``out_dir``.
 
@@ -118,6 +125,8 @@ def fit(
         # A quarter-batch of fragments and pairs of training digits rides along with every batch.
         outliers = make_outliers(data.train.images, 20000, seed=tc.seed, letters=tc.outlier_letters)
         x_outliers = images_to_tensor(outliers).to(dev)
+    # The compiled module shares the model's parameters; only the training forward pass goes through it.
+    forward = torch.compile(model) if tc.compile else model
     optimizer = build_optimizer(model, tc)
     schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
@@ -143,6 +152,7 @@ def fit(
             total=steps_per_epoch, desc=f"epoch {epoch}/{tc.epochs}", disable=not progress, leave=False, unit="batch"
         )
         t0 = time.perf_counter()
+        paused = 0.0  # seconds spent in the probe this epoch, kept off the training clock
         for i in range(steps_per_epoch):
             idx = order[i * batch : (i + 1) * batch]
             xb = x_train[idx].float().div_(255.0)  # (B, 1, 28, 28) in 0-1
@@ -158,7 +168,7 @@ def fit(
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yb = y_train[idx]
             with autocast(dev, bf16):
-                logits = model(xb).float()  # (B [+ B/4 outliers], 10)
+                logits = forward(xb).float()  # (B [+ B/4 outliers], 10)
             if n_out:
                 # Outlier exposure: cross-entropy to the uniform distribution on the fragments.
                 outlier_loss = -torch.log_softmax(logits[-n_out:], dim=1).mean()
@@ -180,8 +190,15 @@ def fit(
                 bar.set_postfix(loss=f"{running:.4f}", acc=f"{(correct / seen).item():.4f}", refresh=False)
                 logger.log_scalars(run.step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
             bar.update(1)
+            if probe is not None and probe_every and run.step % probe_every == 0:
+                stopped = time.perf_counter()
+                model.eval()
+                with torch.inference_mode():
+                    probe(model, run.step, run.train_seconds + stopped - t0 - paused)
+                model.train()
+                paused += time.perf_counter() - stopped
         bar.close()
-        epoch_seconds = time.perf_counter() - t0
+        epoch_seconds = time.perf_counter() - t0 - paused
         run.train_seconds += epoch_seconds
         record: dict[str, Any] = {
             "epoch": epoch,
