@@ -130,7 +130,16 @@ class DigitReader:
                     strips.append(line_strip(prepared, line))
                 line_plans.append((line, plan, strip))
             plans.append((prepared, line_plans))
-        probs = self.classifier.probabilities(np.stack(fields)) if fields else np.zeros((0, 10), np.float32)
+        probs = self._classify(fields)
+        # Touching digits: only pieces that do not read well whole are cut, now that their whole readings
+        # are known; the candidate cuts of every such piece of every image go in one more batch.
+        whole_fields = len(fields)
+        for prepared, line_plans in plans:
+            for line, plan, _ in line_plans:
+                if plan is not None:
+                    self._add_cuts(line, plan, probs, prepared, fields)
+        if len(fields) > whole_fields:
+            probs = np.concatenate([probs, self._classify(fields[whole_fields:])])
         strip_readings = self.sequence.read([s.image for s in strips]) if strips else []
         readings = []
         for (prepared, line_plans), name in zip(plans, names, strict=True):
@@ -161,26 +170,36 @@ class DigitReader:
         except ImageError:
             return np.zeros((28, 28), np.uint8)
 
-    def _plan_line(self, line: Line, prepared: Prepared, fields: list[np.ndarray]) -> list:
-        def add(pieces: list[Piece]) -> _Option:
-            rows = []
-            for p in pieces:
-                rows.append(len(fields))
-                fields.append(self._field(p, prepared))
-            return _Option(pieces, rows)
+    def _classify(self, fields: list[np.ndarray]) -> np.ndarray:
+        return self.classifier.probabilities(np.stack(fields)) if fields else np.zeros((0, 10), np.float32)
 
-        plan = []
-        for piece in line.pieces:
-            if piece.kind != "digit":
-                plan.append((piece, []))
+    def _option(self, pieces: list[Piece], prepared: Prepared, fields: list[np.ndarray]) -> _Option:
+        rows = []
+        for p in pieces:
+            rows.append(len(fields))
+            fields.append(self._field(p, prepared))
+        return _Option(pieces, rows)
+
+    def _plan_line(self, line: Line, prepared: Prepared, fields: list[np.ndarray]) -> list:
+        """Each piece of ``line`` with its options; at first only the piece read whole (``_add_cuts``)."""
+        return [
+            (piece, [self._option([piece], prepared, fields)] if piece.kind == "digit" else []) for piece in line.pieces
+        ]
+
+    def _add_cuts(
+        self, line: Line, plan: list, probs: np.ndarray, prepared: Prepared, fields: list[np.ndarray]
+    ) -> None:
+        """Candidate cuts for the pieces of ``line`` that may be touching digits and that ``_choose``
+        would not keep whole on their whole reading (``probs``)."""
+        digit_width = _digit_width(line)
+        for piece, options in plan:
+            if not options or not (piece.w > SPLIT_ASPECT * piece.h or piece.w > 1.1 * line.height):
                 continue
-            options = [add([piece])]
-            if piece.w > SPLIT_ASPECT * piece.h or piece.w > 1.1 * line.height:
-                expected = piece.w / (DIGIT_WIDTH * line.height)
-                for parts in range(2, min(MAX_PARTS, math.ceil(expected) + 1) + 1):
-                    options.extend(add(c) for c in split_candidates(piece, parts))
-            plan.append((piece, options))
-        return plan
+            if piece.w / digit_width < KEEP_WHOLE and probs[options[0].rows[0]].max() >= 0.5:
+                continue
+            expected = piece.w / (DIGIT_WIDTH * line.height)
+            for parts in range(2, min(MAX_PARTS, math.ceil(expected) + 1) + 1):
+                options.extend(self._option(c, prepared, fields) for c in split_candidates(piece, parts))
 
     # ---- assembling: pick the best option per piece, then marks and text ----
 
