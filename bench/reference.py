@@ -40,7 +40,7 @@ class MnistImages(Dataset):
     """What torchvision's MNIST dataset with ToTensor() and Normalize((0.1307,), (0.3081,)) returns."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
-        self.images, self.labels = torch.from_numpy(np.ascontiguousarray(images)), labels.astype(np.int64)
+        self.images, self.labels = torch.from_numpy(np.array(images, np.uint8)), labels.astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -1,4 +1,4 @@
-"""Print the README's results tables from bench/results/*.json (models, reading, then load).
+"""Print the README's results tables from bench/results/*.json (speed, reading, then load).
 
 python bench/table.py [bench/results]
 """
@@ -12,35 +12,52 @@ from pathlib import Path
 
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "bench/results")
-    results = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    rows = [r for r in results if "test_accuracy" in r]  # the model runs of bench/run.py
-    print(
-        "| model | parameters | recipe | test accuracy, median (min-max) | training s, median "
-        "| batch 1: ms / digit | batch 256: digits/s |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        acc, secs, inf = r["test_accuracy"], r["train_seconds"], r["inference"]
-        print(
-            f"| `{r['model']}` | {r['parameters']:,} | `{r['recipe']}` | "
-            f"{acc['median']:.2%} ({acc['min']:.2%}-{acc['max']:.2%}) | {secs['median']:.0f} | "
-            f"{inf['batch_1']['median_ms']:.2f} | {inf['batch_256']['images_per_second']:,.0f} |"
-        )
-    if rows:
-        m = rows[0]["machine"]
-        print(
-            f"\n{len(rows[0]['seeds'])} seeds each; {m['cpu']}, {m['cores']} cores, "
-            f"torch {m['torch']}, {rows[0]['date'][:10]}."
-        )
+    speed = folder / "speed.json"
+    if speed.is_file():
+        speed_table(json.loads(speed.read_text()))
     reading = folder / "reading.json"
     if reading.is_file():
         print()
         reading_table(json.loads(reading.read_text()))
-    loads = [r for r in results if "requests_per_s" in r]  # bench/load.py
+    loads = [json.loads(p.read_text()) for p in sorted(folder.glob("load*.json"))]
     if loads:
         print()
         load_table(sorted(loads, key=lambda r: -r["clients"]))
     return 0
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
+def speed_table(r: dict) -> None:
+    """Training to 99.0% and 99.5% and classifying digits (bench/run.py), the references in the same run."""
+    print(
+        "| model | recipe | parameters | test accuracy, median (min-max) | training | to 99.0% | to 99.5% "
+        "| batch 1: ms | batch 256: digits/s | peak memory |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, m in r["models"].items():
+        acc, inf = m["test_accuracy"], m["inference"]
+        best = min(inf.values(), key=lambda v: v["batch_1"]["median_ms"])
+        fastest = max(inf.values(), key=lambda v: v["batch_256"]["images_per_second"])
+        recipe = m["recipe"] if " " in m["recipe"] else f"`{m['recipe']}`"  # the reference's is a description
+        print(
+            f"| `{name}` | {recipe} | "
+            f"{m['parameters']:,} | {acc['median']:.2%} ({acc['min']:.2%}-{acc['max']:.2%}) | "
+            f"{_seconds(m['train_seconds']['median'])} | {_seconds(m['seconds_to_99.0%'])} | "
+            f"{_seconds(m['seconds_to_99.5%'])} | {best['batch_1']['median_ms']:.3f} | "
+            f"{fastest['batch_256']['images_per_second']:,.0f} | {m['peak_memory_mb']:,.0f} MB |"
+        )
+    seeds = len(next(iter(r["models"].values()))["seeds"])
+    m = r["machine"]
+    print(f"\nMedians of {seeds} seeds; {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {r['date'][:10]}.")
+    for name, q in r.get("ratios", {}).items():
+        print(
+            f"- against `{name}`: to its final {q['accuracy_reached']:.2%}, {_seconds(q['reference_seconds'])} "
+            f"vs {_seconds(q['fast_seconds'])} ({q['training_speedup']}x); classifying "
+            f"{q['batch_256_speedup']}x the digits/s at batch 256, {q['batch_1_speedup']}x at batch 1."
+        )
 
 
 def load_table(runs: list[dict]) -> None:

@@ -1,4 +1,5 @@
 import json
+import time
 
 import pytest
 import torch
@@ -113,3 +114,31 @@ def test_cnn_small_learns_real_mnist_in_one_short_epoch(mnist, tmp_path):
     seed_everything(0)
     result = fit(create_model("cnn_small"), mnist, cfg, tmp_path, progress=False)
     assert result.metrics["test_accuracy"] >= 0.95, result.metrics
+
+
+def test_a_probe_sees_the_model_during_training_with_the_clock_stopped(tiny, tmp_path):
+    calls = []
+
+    def probe(model, step, seconds):
+        assert not model.training  # evaluated in eval mode, then put back to training
+        calls.append((step, seconds))
+        time.sleep(0.2)  # far longer than the tiny run's steps: it must not count as training time
+
+    cfg = _cfg(epochs=2)
+    seed_everything(0)
+    start = time.perf_counter()
+    result = fit(create_model("cnn_small"), tiny, cfg, tmp_path, progress=False, probe=probe, probe_every=3)
+    wall = time.perf_counter() - start
+    steps = [s for s, _ in calls]
+    assert steps == list(range(3, result.metrics["steps"] + 1, 3))
+    seconds = [t for _, t in calls]
+    assert seconds == sorted(seconds) and seconds[-1] <= result.metrics["train_seconds"]
+    assert wall - result.metrics["train_seconds"] >= 0.2 * len(calls)
+
+
+def test_the_fast_recipe_model_trains_and_round_trips(tiny, tmp_path):
+    result = _train(tiny, tmp_path, model="cnn_fast", epochs=3)
+    assert result.metrics["test_accuracy"] > 0.9, result.history
+    loaded = load_model(tmp_path)
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(loaded(x), result.model(x), atol=1e-5)

@@ -8,8 +8,12 @@ from torch import nn
 from digitread.models._registry import register_model
 
 
-def _conv_bn(cin: int, cout: int, kernel: int = 3) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> list[nn.Module]:
+    return [
+        nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 class DigitCNN(nn.Module):
@@ -58,9 +62,43 @@ class DigitCNN(nn.Module):
         return self.head(self.dropout(x))  # (B, num_classes)
 
 
+class FastCNN(nn.Module):
+    """Built for training speed on a CPU: a strided 5x5 stem and a max-pool take the 28x28 digit
+    straight to 7x7, where the 3x3 convs that follow cost a sixteenth of what they would at full size
+    (on a CPU, the full-size layers of ``DigitCNN`` take most of each step: moving activations, not
+    arithmetic). A linear head over the flattened 7x7 map."""
+
+    def __init__(
+        self,
+        stem: int = 16,
+        widths: tuple[int, ...] = (32, 64),
+        num_classes: int = 10,
+        in_chans: int = 1,
+        dropout: float = 0.0,
+        in_size: int = 28,
+    ):
+        super().__init__()
+        layers = [*_conv_bn(in_chans, stem, kernel=5, stride=2), nn.MaxPool2d(2)]  # 28 -> 14 -> 7
+        cin = stem
+        for width in widths:
+            layers += _conv_bn(cin, width)
+            cin = width
+        self.features = nn.Sequential(*layers)
+        side = in_size // 4
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(cin * side * side, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x).flatten(1)  # (B, C*7*7)
+        return self.head(self.dropout(x))  # (B, num_classes)
+
+
 register_model(
     "cnn_small", DigitCNN, "small fast CNN: convs of 16-32-64 channels, BatchNorm", widths=(16, 32, 64), depth=1
 )
 register_model(
     "cnn", DigitCNN, "CNN: convs of 32-64-128 channels, BatchNorm, dropout", widths=(32, 64, 128), depth=1, dropout=0.25
+)
+register_model(
+    "cnn_fast", FastCNN, "fastest to train on a CPU: strided stem to 7x7 at once, then 32-64 channels", stem=16
 )
