@@ -6,13 +6,16 @@ These tests need onnx and onnxruntime and fail, never skip, without them: ONNX R
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
+from digitread.cli import main
 from digitread.data.strips import collate_strips
 from digitread.errors import ConfigError, DigitreadError
 from digitread.inference import backends
@@ -24,6 +27,8 @@ from digitread.inference.reader import DigitReader
 from digitread.inference.sequence import RIGHT_MARGIN, SequenceReader, strip_lengths, strip_tensor
 from digitread.inference.strip import line_strip
 from digitread.models import create_model
+from digitread.serve.app import create_app
+from digitread.serve.settings import ServeSettings
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 DIGITS = sorted((EXAMPLES / "digits").glob("*.png"))
@@ -110,12 +115,15 @@ def test_auto_runs_on_onnx_runtime_on_the_cpu_and_torch_is_kept_when_asked():
         load_backend(model, "tensorrt")
 
 
-def test_without_onnxruntime_onnx_is_refused_with_the_install_hint_and_auto_uses_torch(monkeypatch):
+def test_without_onnxruntime_onnx_is_refused_with_the_install_hint_and_auto_uses_torch(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     model = create_model("cnn_small")
     with pytest.raises(DigitreadError, match=r"pip install 'digitread\[onnx\]'"):
         load_backend(model, "onnx")
     assert load_backend(model, "auto").name == "torch"
+    assert main(["predict", "default", str(DIGITS[7]), "--backend", "onnx"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "digitread[onnx]" in err[0]
 
 
 def test_a_graph_that_disagrees_with_pytorch_is_refused_and_auto_falls_back(monkeypatch, caplog):
@@ -125,3 +133,41 @@ def test_a_graph_that_disagrees_with_pytorch_is_refused_and_auto_falls_back(monk
         load_backend(model, "onnx")
     assert load_backend(model, "auto").name == "torch"
     assert "running it with PyTorch instead" in caplog.text
+
+
+def test_predict_and_read_run_on_onnx_runtime_from_the_command_line(capsys):
+    assert main(["predict", "default", *map(str, DIGITS[:3]), "--backend", "onnx", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["digit"] for r in rows] == [0, 1, 2]
+    assert main(["read", str(EXAMPLES / "numbers" / "meter_4096.png"), "--backend", "onnx", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["text"] == "4096"
+
+
+def test_predict_reports_a_bad_file_and_still_classifies_the_rest(tmp_path, capsys):
+    bad = tmp_path / "not_an_image.png"
+    bad.write_text("hello")
+    assert main(["predict", "default", str(DIGITS[4]), str(bad), str(DIGITS[5])]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split()[1] for line in out.splitlines()] == ["4", "5"]
+    assert "not_an_image.png" in err
+
+
+def test_export_takes_the_output_file_as_onnx_as_the_issue_spells_it(tmp_path, capsys):
+    assert main(["export", "default", "--onnx", str(tmp_path / "digits.onnx")]) == 0
+    assert (tmp_path / "digits.onnx").is_file() and "matches PyTorch" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_service_runs_on_the_backend_it_is_set_to_and_says_so(backend, tmp_path):
+    settings = ServeSettings(backend=backend, feedback_db=f"sqlite:///{tmp_path / 'feedback.db'}")
+    with TestClient(create_app(settings=settings)) as client:  # loads the reader at start-up
+        runtime = client.get("/v1/model").json()["runtime"]
+        reading = client.post("/v1/read", files={"file": (NUMBERS[0].name, NUMBERS[0].read_bytes())}).json()
+    assert runtime["backend"] == runtime["digit_model_backend"] == runtime["sequence_model_backend"] == backend
+    assert reading["text"] == NUMBERS[0].stem.split("_", 1)[1]
+
+
+def test_the_backend_setting_comes_from_the_environment_and_is_checked():
+    assert ServeSettings.from_env({"DIGITREAD_BACKEND": "onnx"}).backend == "onnx"
+    with pytest.raises(ConfigError, match="unknown backend 'cuda'"):
+        ServeSettings(backend="cuda")
