@@ -47,6 +47,7 @@ bench: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/reading.py --out bench/results --failures reports/failures
 	$(BIN)/python bench/load.py --photos 200
 	$(BIN)/python bench/load.py --photos 200 --clients 1 --seconds 20 --out bench/results/load_one_client.json
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -35,7 +35,9 @@ def test_two_workers_serve_one_port_and_metrics_add_up_across_them(start_server,
         assert _metric(metrics, 'digitread_http_requests_total{method="POST",route="/v1/read",status="200"}') == sent
         assert _metric(metrics, "digitread_digit_confidence_count") == 2 * sent
     runtime = httpx.get(f"{server.url}/v1/model", timeout=30).json()["runtime"]
-    assert runtime == {"inference_threads": 2, "torch_threads": 1}  # set by the worker at start-up
+    # Set by each worker at start-up; auto runs the digit model on ONNX Runtime (segment mode: no sequence model).
+    backends = {"backend": "auto", "digit_model_backend": "onnx", "sequence_model_backend": None}
+    assert runtime == {"inference_threads": 2, "torch_threads": 1, **backends}
     log = server.log_path.read_text()
     assert log.count("Application startup complete") == 2, log  # each worker loaded the model once
 

@@ -177,20 +177,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from digitread.errors import ImageError
     from digitread.inference.predictor import DigitClassifier
 
-    classifier = DigitClassifier.from_pretrained(args.run)
-    failed = 0
-    for image in args.images:
+    classifier = DigitClassifier.from_pretrained(args.run, backend=args.backend)
+    fields, names = [], []
+    for image in args.images:  # a bad file is reported and skipped; the rest are classified in one batch
         try:
-            (prediction,) = classifier.classify([image], [image])
+            fields.append(classifier.prepare(image, image))
+            names.append(image)
         except ImageError as e:
-            failed += 1
             print(f"digitread: error: {e}", file=sys.stderr)
-            continue
+    for prediction in classifier.classify_fields(fields, names):
         if args.json:
             print(json.dumps(prediction.to_dict()))
         else:
-            print(f"{image}  {prediction.digit}  {prediction.confidence:.3f}")
-    return EXIT_ERROR if failed else 0
+            print(f"{prediction.source}  {prediction.digit}  {prediction.confidence:.3f}")
+    return EXIT_ERROR if len(names) < len(args.images) else 0
 
 
 def cmd_strips(args: argparse.Namespace) -> int:
@@ -260,6 +260,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         inference_threads=args.inference_threads,
         torch_threads=args.torch_threads,
+        backend=args.backend,
     )
     serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
@@ -352,6 +353,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         mode=args.mode,
         min_confidence=args.min_confidence,
         one_number=args.one_number,
+        backend=args.backend,
     )
     annotate_dir = Path(args.annotate) if args.annotate else None
     pictures = _annotation_paths(files, annotate_dir) if annotate_dir else {}
@@ -392,6 +394,16 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     return EXIT_ERROR if failed else 0
+
+
+def _add_backend_flag(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        default=default,
+        help="what runs the models: onnx (ONNX Runtime, needs digitread[onnx]) or torch; auto: ONNX Runtime on "
+        "the CPU when installed, faster for every shipped model measured (docs/speed.md) (default: auto)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -463,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sequence decoding: greedy (fast) or beam search (sums alignments; 4x slower) (default: greedy)",
     )
     p.add_argument("--batch", type=_positive_int, default=32, help="images classified together")
+    _add_backend_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_read)
 
@@ -487,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "run", help="model or run folder ('default': the shipped digit model; 'sequence': the shipped sequence model)"
     )
-    p.add_argument("--out", required=True, help=".onnx file to write")
+    p.add_argument("--onnx", "--out", dest="out", metavar="FILE", required=True, help=".onnx file to write")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -526,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch", type=_positive_int, default=None, help="most images in one batch request")
     p.add_argument("--inference-threads", type=_positive_int, default=None, help="images read at once per worker")
     p.add_argument("--torch-threads", type=_positive_int, default=None, help="PyTorch threads per reading (default: 1)")
+    _add_backend_flag(p, default=None)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("feedback", help="work with the corrections users sent to the service")
@@ -549,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="model or run folder ('default': the shipped model)")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--json", action="store_true", help="one JSON object per image, with all ten probabilities")
+    _add_backend_flag(p)
     p.set_defaults(func=cmd_predict)
     return parser
 

@@ -97,16 +97,18 @@ class DigitReader:
         sequence_path: str | Path | None = None,
         mode: str = "auto",
         decoder: str = "greedy",
+        backend: str = "auto",
         **kwargs,
     ) -> DigitReader:
         """The shipped models, or the model folders given; the sequence model is loaded only if ``mode``
-        needs it, and decodes with ``decoder`` (greedy or beam)."""
+        needs it, and decodes with ``decoder`` (greedy or beam). ``backend`` runs both models: ``torch``,
+        ``onnx`` (ONNX Runtime) or ``auto`` (ONNX Runtime on the CPU when installed, ``inference.backends``)."""
         if mode not in MODES:
             raise ConfigError(f"unknown reading mode {mode!r}; choose {', '.join(MODES)}")
-        classifier = DigitClassifier.from_pretrained(path, device=device)
+        classifier = DigitClassifier.from_pretrained(path, device=device, backend=backend)
         sequence = None
         if mode != "segment":
-            sequence = SequenceReader.from_pretrained(sequence_path, device=device, decoder=decoder)
+            sequence = SequenceReader.from_pretrained(sequence_path, device=device, decoder=decoder, backend=backend)
         return cls(classifier, sequence=sequence, mode=mode, **kwargs)
 
     def read(self, image: ImageInput, name: str | None = None) -> Reading:

@@ -15,6 +15,7 @@ from digitread.checkpoint import load_model
 from digitread.data.strips import collate_strips
 from digitread.errors import ConfigError, ModelFileError
 from digitread.eval.calibration import logistic
+from digitread.inference.backends import load_backend
 from digitread.inference.ctc import Decoded, beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
 from digitread.models.crnn import BLANK, FRAME_WIDTH
@@ -36,10 +37,15 @@ def strip_tensor(x: torch.Tensor) -> torch.Tensor:
 def strip_log_probs(model: nn.Module, x: torch.Tensor, widths: torch.Tensor, bf16: bool = False):
     """Log-probabilities (B, T, 11) and the number of valid columns of each strip."""
     xb = strip_tensor(x).contiguous(memory_format=torch.channels_last)
-    lengths = torch.clamp(widths // FRAME_WIDTH, min=1, max=x.shape[-1] // FRAME_WIDTH)
+    lengths = strip_lengths(widths, x.shape[-1])
     with autocast(xb.device, bf16):
         logits = model(xb, lengths).float()
     return logits.log_softmax(2), lengths
+
+
+def strip_lengths(widths: torch.Tensor, padded_width: int) -> torch.Tensor:
+    """The output columns of each strip that hold its own pixels (at least one, at most the batch's)."""
+    return torch.clamp(widths // FRAME_WIDTH, min=1, max=padded_width // FRAME_WIDTH)
 
 
 @dataclass
@@ -74,9 +80,12 @@ class SequenceReader:
         device: str | torch.device | None = None,
         decoder: str = "greedy",
         calibration: tuple[float, float] | None = None,
+        backend: str = "auto",
     ):
         """``calibration``: (a, b) mapping an ensemble's geometric-mean probability p to the chance of
-        being right, sigmoid(a * logit(p) + b), fitted on validation strips (``train.ensemble``)."""
+        being right, sigmoid(a * logit(p) + b), fitted on validation strips (``train.ensemble``).
+        ``backend``: what runs each member, ``torch``, ``onnx`` (ONNX Runtime) or ``auto`` (ONNX Runtime
+        on the CPU when installed; see ``inference.backends``)."""
         models = list(models) if isinstance(models, list | tuple) else [models]
         if not models:
             raise ConfigError("a sequence reader needs at least one model")
@@ -88,6 +97,7 @@ class SequenceReader:
             raise ConfigError(f"unknown decoder {decoder!r}; choose greedy or beam")
         self.device = pick_device(str(device) if device else None)
         self.models = [m.to(self.device).to(memory_format=torch.channels_last).eval() for m in models]
+        self.backends = [load_backend(m, backend, self.device) for m in self.models]
         self.temperatures = [
             float(getattr(m, "config", {}).get("calibration", {}).get("temperature", 1.0)) for m in models
         ]
@@ -117,10 +127,11 @@ class SequenceReader:
         return out  # type: ignore[return-value]
 
     def _read_batch(self, x: torch.Tensor, widths: torch.Tensor) -> list[StripReading]:
+        # The same floats and lengths for every member; each member's logits, temperature-scaled.
+        xb, lengths = strip_tensor(x), strip_lengths(widths, x.shape[-1])
         member_log_probs = []
-        for model, temperature in zip(self.models, self.temperatures, strict=True):
-            log_probs, lengths = strip_log_probs(model, x, widths)
-            member_log_probs.append((log_probs.cpu() / temperature).log_softmax(2))
+        for run, temperature in zip(self.backends, self.temperatures, strict=True):
+            member_log_probs.append((run(xb, lengths).log_softmax(2) / temperature).log_softmax(2))
         n = lengths.tolist()
         # Proposals: each member's greedy reading (with its alignment), and its beam reading if asked.
         proposals: list[dict[str, Decoded | None]] = [{} for _ in n]

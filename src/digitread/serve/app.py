@@ -59,13 +59,15 @@ class Upload:
 
 
 def load_reader(settings: ServeSettings) -> DigitReader:
-    """The reader a server process uses; sets this process's PyTorch threads (``settings.torch_threads``)."""
+    """The reader a server process uses; sets this process's PyTorch threads (``settings.torch_threads``)
+    first, as ONNX Runtime sessions take their thread count from it when they are made."""
     torch.set_num_threads(settings.torch_threads)
     return DigitReader.from_pretrained(
         settings.model,
         sequence_path=settings.sequence_model,
         mode=settings.mode,
         min_confidence=settings.min_confidence,
+        backend=settings.backend,
     )
 
 
@@ -320,7 +322,13 @@ def create_app(
                 "max_batch": settings.max_batch,
                 "min_confidence": settings.min_confidence,
             },
-            runtime={"inference_threads": settings.inference_threads, "torch_threads": torch.get_num_threads()},
+            runtime={
+                "inference_threads": settings.inference_threads,
+                "torch_threads": torch.get_num_threads(),
+                "backend": settings.backend,  # as asked; what each model runs on, below
+                "digit_model_backend": r.classifier.backend.name,
+                "sequence_model_backend": _backend_names(r.sequence.backends) if r.sequence is not None else None,
+            },
         )
 
     @app.get("/healthz", response_model=schemas.Health, summary="Liveness: the model is loaded")
@@ -371,6 +379,11 @@ def _sequence_card(sequence) -> dict:
     """A single sequence model's card, or an ensemble's: the task and each member's card."""
     cards = [_model_card(getattr(m, "config", {})) for m in sequence.models]
     return cards[0] if len(cards) == 1 else {"task": "strings", "ensemble": True, "members": cards}
+
+
+def _backend_names(backends: list) -> str:
+    """``onnx``; ``onnx/torch`` for an ensemble where ``auto`` had to leave a member on PyTorch."""
+    return "/".join(dict.fromkeys(b.name for b in backends))
 
 
 def app_from_env() -> FastAPI:

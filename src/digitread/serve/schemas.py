@@ -85,7 +85,7 @@ class ModelOut(BaseModel):
         description="the same for the sequence model, when the mode uses one (an ensemble: task and members)"
     )
     limits: dict
-    runtime: dict = Field(description="threads this server process reads with")
+    runtime: dict = Field(description="threads and backends (torch or onnx) this server process reads with")
 
 
 class Health(BaseModel):

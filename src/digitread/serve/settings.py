@@ -15,6 +15,7 @@ from digitread.errors import ConfigError
 from digitread.inference import io as image_io
 
 MODES = ("auto", "segment", "sequence")
+BACKENDS = ("auto", "torch", "onnx")  # inference.backends.BACKENDS, kept here so settings import no torch
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,16 @@ class ServeSettings:
     # (inference_threads), and a thread team never waits on a member the OS has parked while other
     # processes hold the cores (see "Threads" in docs/service.md).
     torch_threads: int = 1
+    # What runs the models: onnx (ONNX Runtime), torch, or auto: ONNX Runtime when installed (docs/speed.md).
+    # Its sessions take their thread count from torch_threads.
+    backend: str = "auto"
     feedback_db: str = "sqlite:///digitread-feedback.db"  # any SQLAlchemy URL; SQLite: beside the server
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown reading mode {self.mode!r}; choose {', '.join(MODES)}")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; choose {', '.join(BACKENDS)}")
         counts = ["max_request_bytes", "max_image_bytes", "max_pixels", "max_batch"]
         counts += ["inference_threads", "torch_threads"]
         for name in counts:
