@@ -117,46 +117,49 @@ class DigitReader:
     def read_many(self, images: Sequence[ImageInput], names: Sequence[str | None] | None = None) -> list[Reading]:
         """Read several images; each model runs once over the pieces or lines of all of them."""
         names = list(names) if names is not None else [None] * len(images)
+        found = [find_lines(load_image(image, name)) for image, name in zip(images, names, strict=True)]
+        # (image, line) -> the whole-line reading; the sequence model reads every line of every image at once.
+        wholes: dict[tuple[int, int], LineReading] = {}
+        if self.mode != "segment":
+            keys = [(i, j) for i, (_, lines) in enumerate(found) for j in range(len(lines))]
+            strips = [line_strip(found[i][0], found[i][1][j]) for i, j in keys]
+            results = self.sequence.read([s.image for s in strips]) if strips else []
+            for (i, j), strip, result in zip(keys, strips, results, strict=True):
+                wholes[i, j] = self._assemble_sequence(found[i][1][j], strip, result, found[i][0])
+        # The digit-by-digit reading, only for the lines that need it: in auto mode, those whose whole
+        # reading is unsure (all that _choose_reading would consult it for).
+        segmented = self._read_segmented(
+            [
+                (i, j)
+                for i, (_, lines) in enumerate(found)
+                for j in range(len(lines))
+                if self.mode == "segment" or (self.mode == "auto" and wholes[i, j].confidence < FALLBACK_BELOW)
+            ],
+            found,
+        )
+        readings = []
+        for i, ((_, lines), name) in enumerate(zip(found, names, strict=True)):
+            chosen = [_choose_reading(segmented.get((i, j)), wholes.get((i, j))) for j in range(len(lines))]
+            chosen = [line for line in chosen if self._is_number(line)]
+            if self.one_number and len(chosen) > 1:
+                chosen = [max(chosen, key=_prominence)]
+            readings.append(Reading.from_lines(chosen, name))
+        return readings
+
+    def _read_segmented(
+        self, keys: list[tuple[int, int]], found: list[tuple[Prepared, list[Line]]]
+    ) -> dict[tuple[int, int], LineReading]:
+        """Digit-by-digit readings of the lines ``keys`` names (image, line): whole pieces first, in one
+        batch; then, in one more batch, candidate cuts of the pieces that do not read well whole."""
         fields: list[np.ndarray] = []
-        strips: list[Strip] = []
-        plans = []
-        for image, name in zip(images, names, strict=True):
-            gray = load_image(image, name)
-            prepared, lines = find_lines(gray)
-            line_plans = []
-            for line in lines:
-                plan = self._plan_line(line, prepared, fields) if self.mode != "sequence" else None
-                strip = None
-                if self.mode != "segment":
-                    strip = len(strips)
-                    strips.append(line_strip(prepared, line))
-                line_plans.append((line, plan, strip))
-            plans.append((prepared, line_plans))
+        plans = {(i, j): self._plan_line(found[i][1][j], found[i][0], fields) for i, j in keys}
         probs = self._classify(fields)
-        # Touching digits: only pieces that do not read well whole are cut, now that their whole readings
-        # are known; the candidate cuts of every such piece of every image go in one more batch.
         whole_fields = len(fields)
-        for prepared, line_plans in plans:
-            for line, plan, _ in line_plans:
-                if plan is not None:
-                    self._add_cuts(line, plan, probs, prepared, fields)
+        for (i, j), plan in plans.items():
+            self._add_cuts(found[i][1][j], plan, probs, found[i][0], fields)
         if len(fields) > whole_fields:
             probs = np.concatenate([probs, self._classify(fields[whole_fields:])])
-        strip_readings = self.sequence.read([s.image for s in strips]) if strips else []
-        readings = []
-        for (prepared, line_plans), name in zip(plans, names, strict=True):
-            lines = []
-            for line, plan, strip in line_plans:
-                segmented = self._assemble(line, plan, probs, prepared) if plan is not None else None
-                whole = None
-                if strip is not None:
-                    whole = self._assemble_sequence(line, strips[strip], strip_readings[strip], prepared)
-                lines.append(_choose_reading(segmented, whole))
-            lines = [line for line in lines if self._is_number(line)]
-            if self.one_number and len(lines) > 1:
-                lines = [max(lines, key=_prominence)]
-            readings.append(Reading.from_lines(lines, name))
-        return readings
+        return {(i, j): self._assemble(found[i][1][j], plan, probs, found[i][0]) for (i, j), plan in plans.items()}
 
     def _is_number(self, line: LineReading) -> bool:
         digits = [d.confidence for d in line.digits if d.char.isdigit()]
@@ -200,8 +203,14 @@ class DigitReader:
             if piece.w / digit_width < KEEP_WHOLE and probs[options[0].rows[0]].max() >= 0.5:
                 continue
             expected = piece.w / (DIGIT_WIDTH * line.height)
+            rows: dict[tuple[int, int], int] = {}  # candidate cuts share many slices: each is classified once
             for parts in range(2, min(MAX_PARTS, math.ceil(expected) + 1) + 1):
-                options.extend(self._option(c, prepared, fields) for c in split_candidates(piece, parts))
+                for candidate in split_candidates(piece, parts):
+                    for p in candidate:
+                        if (p.x, p.w) not in rows:
+                            rows[p.x, p.w] = len(fields)
+                            fields.append(self._field(p, prepared))
+                    options.append(_Option(candidate, [rows[p.x, p.w] for p in candidate]))
 
     # ---- assembling: pick the best option per piece, then marks and text ----
 

@@ -47,11 +47,17 @@ class Line:
 
 
 def _components(mask: np.ndarray) -> list[Piece]:
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    # Labelled within the ink's bounding box only: OpenCV's statistics cost grows with the whole image,
+    # and a photo is mostly paper (a fifth of the time on a 1280x960 photo with one number).
+    x0, y0, width, height = cv2.boundingRect(mask)
+    if width == 0:
+        return []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask[y0 : y0 + height, x0 : x0 + width], connectivity=8)
     pieces = []
     for i in range(1, count):
         x, y, w, h, _area = stats[i]
-        pieces.append(Piece(int(x), int(y), int(w), int(h), (labels[y : y + h, x : x + w] == i).astype(np.uint8) * 255))
+        ink = (labels[y : y + h, x : x + w] == i).astype(np.uint8) * 255
+        pieces.append(Piece(int(x) + x0, int(y) + y0, int(w), int(h), ink))
     return pieces
 
 

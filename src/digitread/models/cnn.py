@@ -8,12 +8,9 @@ from torch import nn
 from digitread.models._registry import register_model
 
 
-def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> list[nn.Module]:
-    return [
-        nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    ]
+def _conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, norm: bool = True) -> list[nn.Module]:
+    conv = nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, bias=not norm)
+    return [conv, nn.BatchNorm2d(cout), nn.ReLU(inplace=True)] if norm else [conv, nn.ReLU(inplace=True)]
 
 
 class DigitCNN(nn.Module):
@@ -76,12 +73,13 @@ class FastCNN(nn.Module):
         in_chans: int = 1,
         dropout: float = 0.0,
         in_size: int = 28,
+        norm: bool = True,
     ):
         super().__init__()
-        layers = [*_conv_bn(in_chans, stem, kernel=5, stride=2), nn.MaxPool2d(2)]  # 28 -> 14 -> 7
+        layers = [*_conv_bn(in_chans, stem, kernel=5, stride=2, norm=norm), nn.MaxPool2d(2)]  # 28 -> 14 -> 7
         cin = stem
         for width in widths:
-            layers += _conv_bn(cin, width)
+            layers += _conv_bn(cin, width, norm=norm)
             cin = width
         self.features = nn.Sequential(*layers)
         side = in_size // 4
