@@ -42,10 +42,18 @@ from digitread.models import count_parameters  # noqa: E402
 from digitread.runtime import predict_logits, set_threads  # noqa: E402
 from digitread.train.loop import fit, seed_everything  # noqa: E402
 
-RECIPES = {"fast": "fast", "best": "best", "seed_mlp": "study"}  # result name -> recipe
+# result name -> (recipe, settings changed for this run)
+RECIPES = {
+    "fast": ("fast", {}),
+    "fast_compiled": ("fast", {"compile": True}),  # the same with torch.compile, side by side
+    "best": ("best", {}),
+    "seed_mlp": ("study", {}),
+}
 REFERENCE = "pytorch_example"
+SHIPPED = "shipped"  # the model inside the package, which the reader uses: inference only
 TARGETS = (0.99, 0.995)
-PROBES_PER_EPOCH = 10
+PROBES = 40  # test-accuracy probes per run, evenly spaced in steps
+BACKENDS = ("torch", "onnx")
 
 
 def machine() -> dict:
@@ -125,7 +133,15 @@ class TestProbe:
         self.curve.append({"step": step, "seconds": round(seconds, 3), "test_accuracy": round(accuracy, 4)})
 
 
-def run_recipe(name: str, recipe: str, seeds: list[int], data_dir: str | None, runs_dir: str) -> dict:
+def classifier_speed(model_dir, digits: np.ndarray) -> dict:
+    """``inference_speed`` of DigitClassifier on each backend (normalising, network, temperature, softmax)."""
+    return {
+        backend: inference_speed(DigitClassifier.from_pretrained(model_dir, backend=backend).probabilities, digits)
+        for backend in BACKENDS
+    }
+
+
+def run_recipe(name: str, recipe: str, changes: dict, seeds: list[int], data_dir: str | None, runs_dir: str) -> dict:
     """Train ``recipe`` once per seed with the test accuracy probed along the way; then time inference."""
     set_threads(0)
     settings = load_recipe(recipe)
@@ -133,13 +149,15 @@ def run_recipe(name: str, recipe: str, seeds: list[int], data_dir: str | None, r
     for seed in seeds:
         cfg = RunConfig.from_dict({**settings, "recipe": recipe})
         cfg.train.seed = seed
+        for key, value in changes.items():
+            setattr(cfg.train, key, value)
         data = load_mnist(data_dir, cfg.data.val_size, seed)
         x_test, y_test = images_to_tensor(data.test.images), torch.from_numpy(data.test.labels)
         seed_everything(seed)
         model = create_model(cfg.train.model)
         probe = TestProbe(x_test, y_test, getattr(model, "config", {}).get("preprocess"))
-        n_train = cfg.data.train_subset or len(data.train.labels)
-        every = max(1, n_train // cfg.train.batch_size // PROBES_PER_EPOCH)
+        n_train = cfg.data.train_subset or len(data.train.labels) - cfg.data.val_size
+        every = max(1, int(cfg.train.epochs * (n_train // cfg.train.batch_size)) // PROBES)
         out_dir = Path(runs_dir) / f"{name}-seed{seed}"
         result = fit(model, data, cfg, out_dir, progress=False, probe=probe, probe_every=every)
         curve = probe.curve
@@ -153,15 +171,40 @@ def run_recipe(name: str, recipe: str, seeds: list[int], data_dir: str | None, r
             }
         )
         print(f"{name} seed {seed}: { ({k: v for k, v in per_seed[-1].items() if k != 'curve'}) }", file=sys.stderr)
-    classifier = DigitClassifier.from_pretrained(result.out_dir)
-    digits = data.test.images[:256]
     return {
         "model": cfg.train.model,
         "recipe": recipe,
         "parameters": count_parameters(result.model),
-        "settings": settings,
+        "settings": {**settings, "changed": changes},
         **summarise(per_seed),
-        "inference": {"torch": inference_speed(classifier.probabilities, digits)},
+        "inference": classifier_speed(result.out_dir, data.test.images[:256]),
+        "peak_memory_mb": _peak_mb(),
+    }
+
+
+def run_shipped(data_dir: str | None) -> dict:
+    """The model in the package: classifying digits, and reading a 1280x960 photo end to end."""
+    from reading import bench_photo_speed
+
+    from digitread.inference.predictor import resolve_model_dir
+    from digitread.inference.reader import DigitReader
+
+    set_threads(0)
+    data = load_mnist(data_dir, 0, 0)
+    classifier = DigitClassifier.from_pretrained()
+    photo = {}
+    for threads in (1, 2):
+        set_threads(threads)  # the sessions take the thread count set when they are made
+        for backend in BACKENDS:
+            reader = DigitReader.from_pretrained(backend=backend)
+            photo[f"{backend}, {threads} thread{'s' * (threads > 1)}"] = bench_photo_speed(reader, data, repeats=30)
+    set_threads(0)
+    return {
+        "model": classifier.model.arch,
+        "recipe": "reader",
+        "parameters": count_parameters(classifier.model),
+        "inference": classifier_speed(resolve_model_dir(None), data.test.images[:256]),
+        "photo_1280x960": photo,
         "peak_memory_mb": _peak_mb(),
     }
 
@@ -210,7 +253,8 @@ def summarise(per_seed: list[dict]) -> dict:
 
 def ratios(results: dict) -> dict:
     """How much faster the ``fast`` recipe trains, and its model classifies, than each reference: training
-    to the reference's own final accuracy (median), and digits per second at batch 256 and batch 1."""
+    to the reference's own final accuracy (median), and classifying digits at batch 256 and batch 1
+    (each model on its faster backend for each)."""
     fast = results.get("fast")
     out = {}
     for name in ("seed_mlp", REFERENCE):
@@ -220,18 +264,21 @@ def ratios(results: dict) -> dict:
         target = ref["test_accuracy"]["median"]
         ref_seconds = median_or_none([time_to(r["curve"], target) for r in ref["seeds"]])
         fast_seconds = median_or_none([time_to(r["curve"], target) for r in fast["seeds"]])
-        fast_inf, ref_inf = fast["inference"]["torch"], ref["inference"]["torch"]
+        fast_inf, ref_inf = fast["inference"].values(), ref["inference"].values()
         out[name] = {
             "accuracy_reached": target,
             "reference_seconds": ref_seconds,
             "fast_seconds": fast_seconds,
             "training_speedup": round(ref_seconds / fast_seconds, 1) if ref_seconds and fast_seconds else None,
-            "batch_256_speedup": round(
-                fast_inf["batch_256"]["images_per_second"] / ref_inf["batch_256"]["images_per_second"], 2
-            ),
-            "batch_1_speedup": round(ref_inf["batch_1"]["median_ms"] / fast_inf["batch_1"]["median_ms"], 2),
+            "batch_256_speedup": round(_best(fast_inf, 256) / _best(ref_inf, 256), 2),
+            "batch_1_speedup": round(_best(fast_inf, 1) / _best(ref_inf, 1), 2),
         }
     return out
+
+
+def _best(speeds, batch: int) -> float:
+    """Digits per second at ``batch`` on the faster of a model's backends."""
+    return max(v[f"batch_{batch}"]["images_per_second"] for v in speeds)
 
 
 def in_child(function, *args):
@@ -244,7 +291,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench/results/speed.json", help="the JSON file to write")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per model (medians are reported)")
-    names = [*RECIPES, REFERENCE]
+    names = [*RECIPES, REFERENCE, SHIPPED]
     parser.add_argument("--only", choices=names, action="append", help="run only these (repeatable)")
     parser.add_argument("--reference-epochs", type=int, default=14, help="epochs of PyTorch's example (published: 14)")
     parser.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITREAD_DATA)")
@@ -258,10 +305,13 @@ def main() -> int:
     for name in args.only or names:
         if name == REFERENCE:
             results[name] = in_child(run_reference, seeds, args.data_dir, args.reference_epochs)
+        elif name == SHIPPED:
+            results[name] = in_child(run_shipped, args.data_dir)
         else:
-            results[name] = in_child(run_recipe, name, RECIPES[name], seeds, args.data_dir, args.runs)
-        summary = {k: results[name][k] for k in ("test_accuracy", "train_seconds", "seconds_to_99.0%")}
-        print(json.dumps({name: summary}), flush=True)
+            recipe, changes = RECIPES[name]
+            results[name] = in_child(run_recipe, name, recipe, changes, seeds, args.data_dir, args.runs)
+        keys = ("test_accuracy", "train_seconds", "seconds_to_99.0%", "seconds_to_99.5%", "inference")
+        print(json.dumps({name: {k: results[name][k] for k in keys if k in results[name]}}), flush=True)
     report = {
         "models": results,
         "ratios": ratios(results),

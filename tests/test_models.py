@@ -72,4 +72,4 @@ def test_unknown_model_argument_is_named():
 
 
 def test_list_models_filters_by_pattern():
-    assert list_models("cnn*") == ["cnn", "cnn_small"]
+    assert list_models("cnn*") == ["cnn", "cnn_fast", "cnn_small"]

@@ -63,7 +63,11 @@ class FastCNN(nn.Module):
     """Built for training speed on a CPU: a strided 5x5 stem and a max-pool take the 28x28 digit
     straight to 7x7, where the 3x3 convs that follow cost a sixteenth of what they would at full size
     (on a CPU, the full-size layers of ``DigitCNN`` take most of each step: moving activations, not
-    arithmetic). A linear head over the flattened 7x7 map."""
+    arithmetic). A linear head over the flattened 7x7 map.
+
+    ``norm=False`` drops BatchNorm: for this network its forward and backward passes were 30% of a
+    training step on a 2-core CPU (24,000 images/s without, 17,500 with, bf16), and at a high
+    learning rate with label smoothing the network learns as fast per image without it."""
 
     def __init__(
         self,
@@ -98,5 +102,9 @@ register_model(
     "cnn", DigitCNN, "CNN: convs of 32-64-128 channels, BatchNorm, dropout", widths=(32, 64, 128), depth=1, dropout=0.25
 )
 register_model(
-    "cnn_fast", FastCNN, "fastest to train on a CPU: strided stem to 7x7 at once, then 32-64 channels", stem=16
+    "cnn_fast",
+    FastCNN,
+    "fastest to train on a CPU: strided stem to 7x7 at once, then 32-64 channels, no BatchNorm",
+    stem=16,
+    norm=False,
 )
