@@ -43,7 +43,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 
 bench: $(STAMP)
-	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results
+	# Training and classifying: 3 seeds of each recipe, PyTorch's MNIST example once as published (14 epochs).
+	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results/speed.json --only fast --only fast_compiled --only best --only seed_mlp --only shipped
+	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results/speed.json --only pytorch_example --seeds 1
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/reading.py --out bench/results --failures reports/failures
 	$(BIN)/python bench/load.py --photos 200
 	$(BIN)/python bench/load.py --photos 200 --clients 1 --seconds 20 --out bench/results/load_one_client.json

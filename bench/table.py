@@ -33,30 +33,51 @@ def _seconds(value: float | None) -> str:
 def speed_table(r: dict) -> None:
     """Training to 99.0% and 99.5% and classifying digits (bench/run.py), the references in the same run."""
     print(
-        "| model | recipe | parameters | test accuracy, median (min-max) | training | to 99.0% | to 99.5% "
+        "| run | recipe | parameters | seeds | test accuracy, median (min-max) | training | to 99.0% | to 99.5% "
         "| batch 1: ms | batch 256: digits/s | peak memory |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, m in r["models"].items():
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    trained = {name: m for name, m in r["models"].items() if "seeds" in m}
+    for name, m in trained.items():
         acc, inf = m["test_accuracy"], m["inference"]
         best = min(inf.values(), key=lambda v: v["batch_1"]["median_ms"])
         fastest = max(inf.values(), key=lambda v: v["batch_256"]["images_per_second"])
         recipe = m["recipe"] if " " in m["recipe"] else f"`{m['recipe']}`"  # the reference's is a description
         print(
             f"| `{name}` | {recipe} | "
-            f"{m['parameters']:,} | {acc['median']:.2%} ({acc['min']:.2%}-{acc['max']:.2%}) | "
+            f"{m['parameters']:,} | {len(m['seeds'])} | {acc['median']:.2%} ({acc['min']:.2%}-{acc['max']:.2%}) | "
             f"{_seconds(m['train_seconds']['median'])} | {_seconds(m['seconds_to_99.0%'])} | "
             f"{_seconds(m['seconds_to_99.5%'])} | {best['batch_1']['median_ms']:.3f} | "
             f"{fastest['batch_256']['images_per_second']:,.0f} | {m['peak_memory_mb']:,.0f} MB |"
         )
-    seeds = len(next(iter(r["models"].values()))["seeds"])
     m = r["machine"]
-    print(f"\nMedians of {seeds} seeds; {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {r['date'][:10]}.")
+    print(f"\nMedians over seeds; {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {r['date'][:10]}.")
+    print("\n| model | backend | batch 1: ms | batch 256: digits/s |")
+    print("|---|---|---|---|")
+    for name, model in r["models"].items():
+        for backend, v in model["inference"].items():
+            print(
+                f"| `{name}` ({model['model'] if ' ' not in model['model'] else 'its Net'}) | {backend} | "
+                f"{v['batch_1']['median_ms']:.3f} | {v['batch_256']['images_per_second']:,.0f} |"
+            )
+    shipped = r["models"].get("shipped", {}).get("photo_1280x960", {})
+    if shipped:
+        cells = ", ".join(f"{k}: {v['median_ms']:.1f} ms" for k, v in shipped.items())
+        print(f"\nReading a 1280x960 photo with 6 digits, end to end (decoding excluded), median of 30: {cells}.")
     for name, q in r.get("ratios", {}).items():
-        print(
+        line = (
             f"- against `{name}`: to its final {q['accuracy_reached']:.2%}, {_seconds(q['reference_seconds'])} "
-            f"vs {_seconds(q['fast_seconds'])} ({q['training_speedup']}x); classifying "
-            f"{q['batch_256_speedup']}x the digits/s at batch 256, {q['batch_1_speedup']}x at batch 1."
+            f"against {_seconds(q['digitread_seconds'])} with `{q['recipe']}` ({q['training_speedup']}x)"
+        )
+        if "to_99.0%" in q:
+            t = q["to_99.0%"]
+            line += (
+                f"; to 99.0%, {_seconds(t['reference_seconds'])} against {_seconds(t['fast_seconds'])} "
+                f"with `fast` ({t['speedup']}x)"
+            )
+        print(
+            f"{line}; the `fast` model classifies {q['batch_256_speedup']}x the digits per second at batch 256 "
+            f"and {q['batch_1_speedup']}x at batch 1."
         )
 
 
