@@ -88,3 +88,17 @@ def test_arrays_are_checked():
     with pytest.raises(ImageError, match="expected a 2-D"):
         load_image(np.zeros((2, 2, 2, 2)))
     assert load_image(np.ones((3, 3), np.float32)).max() == 255
+
+
+def test_the_fast_crop_statistics_equal_numpys():
+    from digitread.inference.normalize import _median, ink_percentile
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        ink = rng.integers(0, 256, rng.integers(1, 60, 2)).astype(np.uint8)
+        ink[rng.random(ink.shape) < rng.random()] = 0
+        values = ink[ink > 0]
+        expected = float(np.percentile(values, 60)) if values.size else None
+        assert ink_percentile(ink, 60) == expected
+        ridge = rng.random(rng.integers(1, 40)).astype(np.float32)
+        assert _median(ridge) == float(np.median(ridge))

@@ -318,3 +318,46 @@ def test_a_stick_1_drawn_at_the_pages_default_stroke_is_read(mode):
     cv2.polylines(page, [np.array([[620, 60], [560, 180], [680, 180]])], False, 20, 16)  # 4
     cv2.line(page, (650, 110), (650, 240), 20, 16)
     assert DigitReader.from_pretrained(mode=mode).read(page).text == "1704"
+
+
+def test_auto_cuts_digits_only_on_lines_whose_whole_reading_is_unsure(readers):
+    """A confidently read line never reaches the digit classifier in auto mode; segment mode uses it."""
+    calls = []
+    for mode in ("auto", "segment"):
+        r = readers[mode]
+        original = r.classifier.probabilities
+        r.classifier.probabilities = lambda digits, _o=original, _m=mode: calls.append(_m) or _o(digits)
+        try:
+            reading = r.read(NUMBERS[0])
+        finally:
+            del r.classifier.probabilities  # back to the class's method
+        assert reading.text == _expected(NUMBERS[0])
+    whole = readers["sequence"].read(NUMBERS[0])
+    assert whole.confidence >= 0.5  # the premise: this example reads surely as a whole line
+    assert "auto" not in calls and "segment" in calls
+
+
+def test_components_are_found_where_they_are_in_the_whole_image():
+    from digitread.inference.segment import _components
+
+    mask = np.zeros((200, 300), np.uint8)
+    cv2.circle(mask, (220, 150), 12, 255, 3)
+    cv2.rectangle(mask, (60, 40), (70, 90), 255, -1)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    expected = sorted(tuple(int(v) for v in stats[i][:4]) for i in range(1, count))
+    pieces = _components(mask)
+    assert sorted((p.x, p.y, p.w, p.h) for p in pieces) == expected
+    for p in pieces:
+        assert np.array_equal(p.mask > 0, mask[p.y : p.y2, p.x : p.x2] > 0)
+    assert _components(np.zeros((50, 50), np.uint8)) == []
+
+
+@pytest.mark.parametrize("shear", [0.3, -0.2, 0.0])
+def test_the_slant_found_undoes_a_known_shear(shear):
+    from digitread.inference.preprocess import _shear, estimate_slant
+
+    bars = np.zeros((120, 300), np.uint8)
+    for x in range(40, 280, 40):
+        bars[20:100, x : x + 6] = 255
+    sheared, _ = _shear(bars, shear, 60, cv2.INTER_NEAREST)
+    assert estimate_slant(sheared) == pytest.approx(-shear, abs=1e-9)
