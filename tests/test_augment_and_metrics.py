@@ -56,6 +56,47 @@ def test_shear_slants_a_vertical_bar():
     assert abs(top - bottom) > 1.0  # the bar's centre moves across rows: it leans
 
 
+def test_elastic_distortion_bends_strokes_smoothly_by_at_most_about_its_limit():
+    from digitread.data.augment import _elastic_field
+
+    field = _elastic_field(64, 28, 28, 2.0, torch.Generator().manual_seed(0)) * 14  # grid units -> pixels
+    assert field.shape == (64, 28, 28, 2)
+    assert 1.0 < field.abs().max() <= 2.0
+    assert (field[:, 1:] - field[:, :-1]).abs().max() < 1.0  # smooth: neighbours move almost alike
+    cfg = AugmentConfig(rotate=0, translate=0, scale=0, elastic=2.0)
+    a = random_affine(_batch(), cfg, torch.Generator().manual_seed(0))
+    assert not torch.equal(a, _batch()) and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, random_affine(_batch(), cfg, torch.Generator().manual_seed(0)))
+
+
+def test_random_erasing_blanks_one_rectangle_in_the_share_asked_for():
+    x = torch.ones(400, 1, 28, 28)
+    out = random_affine(x, AugmentConfig(rotate=0, translate=0, scale=0, erase=0.5), torch.Generator().manual_seed(0))
+    erased = (out == 0).flatten(1).sum(1)
+    hit = erased > 0
+    assert 0.4 < hit.float().mean() < 0.6
+    areas = erased[hit].float() / (28 * 28)
+    assert areas.min() >= 0.02 and areas.max() <= 0.27
+    for i in torch.nonzero(hit)[:20, 0]:  # each blank is one filled rectangle
+        ys, xs = torch.nonzero(out[i, 0] == 0, as_tuple=True)
+        box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+        assert int(box) == int(erased[i])
+
+
+def test_augment_preview_writes_a_grid_of_each_digit_and_its_variants(tmp_path, mnist_path, capsys):
+    import cv2
+
+    from digitread.cli import main
+
+    out = tmp_path / "aug.png"
+    args = ["augment-preview", "--out", str(out), "--count", "3", "--variants", "4", "--data-dir", str(mnist_path)]
+    assert main([*args, "--recipe", "best", "--aug-elastic", "1.5", "--aug-erase", "0.2"]) == 0
+    grid = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE)
+    assert grid.shape == (24 + 3 * 60, 5 * 60 + 8)  # a header; rows of 60-pixel cells; a gap after the original
+    assert "elastic 1.5" in capsys.readouterr().out
+    assert main(["augment-preview", "--out", str(tmp_path / "x.jpg"), "--data-dir", str(mnist_path)]) == 1
+
+
 def test_metrics_match_a_hand_count():
     m = ClassificationMetrics(num_classes=3)
     probs = np.eye(3)[[0, 1, 2, 2]]  # predictions 0, 1, 2, 2

@@ -30,9 +30,11 @@ def _flag_type(hint: Any) -> type:
     return hint
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser, sections: tuple[str, ...] = tuple(SECTIONS)) -> None:
     """One flag per config field, named after it; defaults are left unset so a recipe can fill them."""
     for section, cls in SECTIONS.items():
+        if section not in sections:
+            continue
         group = parser.add_argument_group(f"{section} settings")
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
@@ -208,6 +210,47 @@ def cmd_strips(args: argparse.Namespace) -> int:
     _, png = cv2.imencode(".png", preview_grid(samples))
     atomic_write_bytes(out, png.tobytes())
     print(f"{len(samples)} strips written to {out}")
+    return 0
+
+
+def cmd_augment_preview(args: argparse.Namespace) -> int:
+    import cv2
+    import numpy as np
+    import torch
+
+    from digitread._io import atomic_write_bytes
+    from digitread.data.augment import random_affine
+    from digitread.data.mnist import load_mnist
+    from digitread.data.tensors import images_to_tensor
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise DigitreadError(f"--out must name a .png file, got {out}")
+    cfg = _resolve_run_config(args)
+    data = load_mnist(cfg.data.data_dir, val_size=0, seed=0)
+    rng = np.random.default_rng(args.seed)
+    picks = [int(rng.choice(np.flatnonzero(data.train.labels == row % 10))) for row in range(args.count)]
+    digits = images_to_tensor(data.train.images[picks]).float() / 255  # (N, 1, 28, 28), each digit in turn
+    generator = torch.Generator().manual_seed(args.seed)
+    variants = [random_affine(digits, cfg.augment, generator) for _ in range(args.variants)]
+    columns = [digits, *variants] if cfg.augment.enabled else [digits]
+
+    def cell(image: torch.Tensor) -> np.ndarray:  # 28x28 in 0-1 -> 56x56 uint8 with a grey border
+        pixels = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        return np.pad(cv2.resize(pixels, (56, 56), interpolation=cv2.INTER_NEAREST), 2, constant_values=96)
+
+    rows = []
+    for i in range(len(picks)):
+        original, *augmented = (cell(c[i]) for c in columns)
+        gap = np.full((original.shape[0], 8), 255, np.uint8)  # sets the original apart
+        rows.append(np.hstack([original, gap, *augmented]) if augmented else original)
+    picture = np.vstack(rows)
+    header = np.full((24, picture.shape[1]), 255, np.uint8)
+    cv2.putText(header, "original   augmented", (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
+    _, png = cv2.imencode(".png", np.vstack([header, picture]))
+    atomic_write_bytes(out, png.tobytes())
+    shown = ", ".join(f"{k} {v}" for k, v in vars(cfg.augment).items() if v) or "no augmentation"
+    print(f"{len(picks)} digits x {len(columns) - 1} augmented versions written to {out} ({shown})")
     return 0
 
 
@@ -478,6 +521,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_flag(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser(
+        "augment-preview",
+        help="write a picture of training digits as augmentation changes them (what the model sees)",
+        description="Draw MNIST training digits, one of each class in turn, each beside several augmented "
+        "versions, with the augmentation of --recipe and the --aug-* flags given, into a PNG grid.",
+    )
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--recipe", choices=list_recipes(), help="take the augmentation settings of this recipe")
+    p.add_argument("--count", type=_positive_int, default=10, help="digits, one per row (default: 10)")
+    p.add_argument("--variants", type=_positive_int, default=8, help="augmented versions of each (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    _add_config_flags(p, sections=("data", "augment"))
+    p.set_defaults(func=cmd_augment_preview)
 
     p = sub.add_parser(
         "strips",

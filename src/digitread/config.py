@@ -28,10 +28,16 @@ class AugmentConfig:
     noise: float = field(default=0.0, metadata={"help": "std of Gaussian pixel noise (pixels in 0-1)"})
     shear: float = field(default=0.0, metadata={"help": "max horizontal shear (slanted handwriting)"})
     stroke: float = field(default=0.0, metadata={"help": "share of images drawn thicker or thinner (pen width)"})
+    elastic: float = field(
+        default=0.0, metadata={"help": "elastic distortion: largest displacement of a smooth warp, in pixels (0: off)"}
+    )
+    erase: float = field(default=0.0, metadata={"help": "share of images with a random rectangle erased (0: off)"})
 
     @property
     def enabled(self) -> bool:
-        return any((self.rotate, self.translate, self.scale, self.noise, self.shear, self.stroke))
+        return any(
+            (self.rotate, self.translate, self.scale, self.noise, self.shear, self.stroke, self.elastic, self.erase)
+        )
 
 
 @dataclass

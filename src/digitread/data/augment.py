@@ -1,4 +1,6 @@
-"""Augmentation of whole batches on tensors: one random affine warp per image, in one grid_sample call."""
+"""Augmentation of whole batches on tensors: one random affine warp per image (with an elastic
+distortion added to its sampling grid), in one grid_sample call; pen width, erasing and noise as
+tensor operations. No per-image Python."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
         thin = ((x - 0.45) / 0.55).clamp(0, 1)
         pick = choice.view(b, 1, 1, 1)
         x = torch.where(pick < cfg.stroke / 2, thick, torch.where(pick < cfg.stroke, thin, x))
-    if cfg.rotate or cfg.scale or cfg.translate or cfg.shear:
+    if cfg.rotate or cfg.scale or cfg.translate or cfg.shear or cfg.elastic:
         angle = uniform(math.radians(cfg.rotate))
         zoom = 1 + uniform(cfg.scale)
         # Drawn only when asked for, so runs without shear keep the random stream they had before it.
@@ -39,7 +41,45 @@ def random_affine(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generato
             [torch.stack([cos + shear * sin, -sin + shear * cos, tx], 1), torch.stack([sin, cos, ty], 1)], 1
         )
         grid = F.affine_grid(theta.to(x.dtype).to(x.device), list(x.shape), align_corners=False)
+        if cfg.elastic:
+            grid = grid + _elastic_field(b, x.shape[2], x.shape[3], cfg.elastic, generator).to(grid)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.erase:
+        x = _erase(x, cfg.erase, generator)
     if cfg.noise:
         x = x + torch.randn(x.shape, generator=generator).to(x.dtype).to(x.device) * cfg.noise
     return x
+
+
+def _elastic_field(b: int, h: int, w: int, pixels: float, generator: torch.Generator) -> torch.Tensor:
+    """Smooth random displacements (B, H, W, 2) in grid units, at most ``pixels`` pixels: random
+    offsets on a coarse 4x4 lattice, interpolated bicubically to the image (the smoothing of Simard
+    et al.'s elastic distortion, without a per-image Gaussian filter)."""
+    coarse = (torch.rand(b, 2, 4, 4, generator=generator) * 2 - 1) * pixels
+    field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)  # (B, 2, H, W) in pixels
+    field = field.clamp(-pixels, pixels)  # bicubic interpolation overshoots its lattice by up to a quarter
+    scale = torch.tensor([2.0 / w, 2.0 / h]).view(1, 2, 1, 1)  # grid coordinates span 2 over a side
+    return (field * scale).permute(0, 2, 3, 1)
+
+
+def _erase(x: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Random erasing: in ``share`` of the images, a rectangle of 5-25% of the area, of random shape
+    and place, set to the background (0)."""
+    b, _, h, w = x.shape
+    area = (0.05 + torch.rand(b, generator=generator) * 0.2) * h * w
+    aspect = torch.exp((torch.rand(b, generator=generator) * 2 - 1) * math.log(3))
+    eh = (area * aspect).sqrt().clamp(1, h)
+    ew = (area / aspect).sqrt().clamp(1, w)
+    top = torch.rand(b, generator=generator) * (h - eh)
+    left = torch.rand(b, generator=generator) * (w - ew)
+    chosen = torch.rand(b, generator=generator) < share
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = (
+        (rows >= top.view(b, 1, 1))
+        & (rows < (top + eh).view(b, 1, 1))
+        & (cols >= left.view(b, 1, 1))
+        & (cols < (left + ew).view(b, 1, 1))
+        & chosen.view(b, 1, 1)
+    )
+    return x.masked_fill(inside.unsqueeze(1).to(x.device), 0.0)
