@@ -34,6 +34,8 @@ def _open(source: str | Path | bytes, name: str) -> Image.Image:
         raise ImageError(f"{name}: not an image format digitread can read") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: image too large ({e})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:  # a format's reader choking on a damaged header
+        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
     return image
 
 
@@ -99,5 +101,5 @@ def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
     try:
         image.seek(0)  # first frame of animations
         return _to_gray(image)
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None

@@ -1,0 +1,117 @@
+"""Property-based tests: random arrays and random bytes through loading, preparing, segmenting and
+reading. Only documented errors may come out, and every reading must be well formed."""
+
+import io
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from digitread.errors import ImageError
+from digitread.inference.io import load_image
+from digitread.inference.layout import find_lines
+from digitread.inference.reader import DigitReader
+
+READER = DigitReader.from_pretrained()
+# 40 cases per property in `make test`; DIGITREAD_FUZZ_EXAMPLES=1000 for a longer hunt.
+EXAMPLES = int(os.environ.get("DIGITREAD_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+shapes = st.tuples(st.integers(1, 160), st.integers(1, 220))
+gray_images = shapes.flatmap(lambda s: arrays(np.uint8, s))
+colour_images = shapes.flatmap(lambda s: arrays(np.uint8, (*s, 3)))
+
+
+def _blobs(draw_shape, seed: int) -> np.ndarray:
+    """Paper with random dark strokes: more like writing than uniform noise, so segmentation has work."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = draw_shape
+    image = np.full((h, w), 230, np.uint8)
+    for _ in range(rng.integers(0, 12)):
+        p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.line(image, p1, p2, int(rng.integers(0, 120)), int(rng.integers(1, 6)))
+    return image
+
+
+def assert_well_formed(reading, shape: tuple[int, ...]) -> None:
+    h, w = shape[:2]
+    assert 0.0 <= reading.confidence <= 1.0
+    assert set(reading.text) <= set("0123456789.-\n ")
+    for line in reading.lines:
+        assert 0.0 <= line.confidence <= 1.0
+        assert set(line.text) <= set("0123456789.-")
+        for d in line.digits:
+            assert 0.0 <= d.confidence <= 1.0
+            x, y, bw, bh = d.box
+            assert min(x, y, bw, bh) >= 0 and x + bw <= w and y + bh <= h, (d.box, shape)
+            assert all(0.0 <= p <= 1.0 for _, p in d.alternatives)
+
+
+@FUZZ
+@given(gray_images)
+def test_any_gray_array_reads_into_a_well_formed_reading(image):
+    assert_well_formed(READER.read(image), image.shape)
+
+
+@FUZZ
+@given(colour_images)
+def test_any_colour_array_reads_into_a_well_formed_reading(image):
+    assert_well_formed(READER.read(image), image.shape)
+
+
+@FUZZ
+@given(shapes.filter(lambda s: min(s) >= 8), st.integers(0, 2**32 - 1))
+def test_random_strokes_on_paper_read_into_a_well_formed_reading(shape, seed):
+    image = _blobs(shape, seed)
+    assert_well_formed(READER.read(image), image.shape)
+    prepared, lines = find_lines(image)
+    for line in lines:
+        for piece in line.pieces:  # every piece lies inside the prepared image, its mask its size
+            assert piece.mask.shape == (piece.h, piece.w)
+            assert piece.x >= 0 and piece.x2 <= prepared.mask.shape[1]
+            assert piece.y >= 0 and piece.y2 <= prepared.mask.shape[0]
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_random_bytes_are_an_image_error_or_a_reading(data):
+    try:
+        reading = READER.read(data)
+    except ImageError:
+        return
+    assert_well_formed(reading, load_image(data).shape)
+
+
+@FUZZ
+@given(shapes, st.sampled_from(["PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF"]), st.integers(0, 2047))
+def test_truncated_files_of_every_format_are_an_image_error_or_a_reading(shape, fmt, cut):
+    image = Image.fromarray(np.random.default_rng(cut).integers(0, 256, shape, dtype=np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    data = buffer.getvalue()[: max(0, len(buffer.getvalue()) - cut)]
+    try:
+        reading = READER.read(data)
+    except ImageError:
+        return
+    assert_well_formed(reading, load_image(data).shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@FUZZ
+@given(data=st.data())
+def test_float_arrays_with_any_values_are_an_image_error_or_a_reading(dtype, data):
+    shape = data.draw(shapes)
+    image = data.draw(arrays(dtype, shape))  # NaN, infinities, huge and negative values included
+    try:
+        reading = READER.read(image)
+    except ImageError as e:
+        assert "NaN" in str(e) or "infinite" in str(e) or "array" in str(e)
+        return
+    assert_well_formed(reading, image.shape)
