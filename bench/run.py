@@ -156,7 +156,7 @@ def run_recipe(name: str, recipe: str, changes: dict, seeds: list[int], data_dir
         seed_everything(seed)
         model = create_model(cfg.train.model)
         probe = TestProbe(x_test, y_test, getattr(model, "config", {}).get("preprocess"))
-        n_train = cfg.data.train_subset or len(data.train.labels) - cfg.data.val_size
+        n_train = cfg.data.train_subset or len(data.train.labels)  # the validation split is already out
         every = max(1, int(cfg.train.epochs * (n_train // cfg.train.batch_size)) // PROBES)
         out_dir = Path(runs_dir) / f"{name}-seed{seed}"
         result = fit(model, data, cfg, out_dir, progress=False, probe=probe, probe_every=every)

@@ -195,20 +195,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_ERROR if len(names) < len(args.images) else 0
 
 
-def cmd_strips(args: argparse.Namespace) -> int:
+def _png_path(out: str) -> Path:
+    """``--out`` for a picture, checked before any work is done."""
+    if Path(out).suffix.lower() != ".png":
+        raise DigitreadError(f"--out must name a .png file, got {out}")
+    return Path(out)
+
+
+def _write_png(out: Path, image) -> None:
     import cv2
 
     from digitread._io import atomic_write_bytes
+
+    _, png = cv2.imencode(".png", image)
+    atomic_write_bytes(out, png.tobytes())
+
+
+def cmd_strips(args: argparse.Namespace) -> int:
     from digitread.data.mnist import load_mnist
     from digitread.data.strips import make_strips, preview_grid
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise DigitreadError(f"--out must name a .png file, got {out}")
+    out = _png_path(args.out)
     data = load_mnist(args.data_dir, val_size=0, seed=0)
     samples = make_strips(data.train.images, data.train.labels, min(args.count, 200), seed=args.seed)
-    _, png = cv2.imencode(".png", preview_grid(samples))
-    atomic_write_bytes(out, png.tobytes())
+    _write_png(out, preview_grid(samples))
     print(f"{len(samples)} strips written to {out}")
     return 0
 
@@ -218,22 +228,20 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from digitread._io import atomic_write_bytes
     from digitread.data.augment import random_affine
     from digitread.data.mnist import load_mnist
     from digitread.data.tensors import images_to_tensor
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise DigitreadError(f"--out must name a .png file, got {out}")
+    out = _png_path(args.out)
     cfg = _resolve_run_config(args)
     data = load_mnist(cfg.data.data_dir, val_size=0, seed=0)
     rng = np.random.default_rng(args.seed)
     picks = [int(rng.choice(np.flatnonzero(data.train.labels == row % 10))) for row in range(args.count)]
     digits = images_to_tensor(data.train.images[picks]).float() / 255  # (N, 1, 28, 28), each digit in turn
     generator = torch.Generator().manual_seed(args.seed)
-    variants = [random_affine(digits, cfg.augment, generator) for _ in range(args.variants)]
-    columns = [digits, *variants] if cfg.augment.enabled else [digits]
+    versions = args.variants if cfg.augment.enabled else 0  # without augmentation each is the original
+    variants = [random_affine(digits, cfg.augment, generator) for _ in range(versions)]
+    columns = [digits, *variants]
 
     def cell(image: torch.Tensor) -> np.ndarray:  # 28x28 in 0-1 -> 56x56 uint8 with a grey border
         pixels = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
@@ -247,10 +255,9 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
     picture = np.vstack(rows)
     header = np.full((24, picture.shape[1]), 255, np.uint8)
     cv2.putText(header, "original   augmented", (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
-    _, png = cv2.imencode(".png", np.vstack([header, picture]))
-    atomic_write_bytes(out, png.tobytes())
-    shown = ", ".join(f"{k} {v}" for k, v in vars(cfg.augment).items() if v) or "no augmentation"
-    print(f"{len(picks)} digits x {len(columns) - 1} augmented versions written to {out} ({shown})")
+    _write_png(out, np.vstack([header, picture]))
+    settings = ", ".join(f"{k} {v}" for k, v in vars(cfg.augment).items() if v) or "no augmentation"
+    print(f"{len(picks)} digits x {len(variants)} augmented versions written to {out} ({settings})")
     return 0
 
 

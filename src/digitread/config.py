@@ -66,7 +66,8 @@ class TrainConfig:
     )
     threads: int = field(default=0, metadata={"help": "CPU threads for PyTorch (0: one per core)"})
     compile: bool = field(
-        default=False, metadata={"help": "torch.compile the model for training (pays off only on long runs)"}
+        default=False,
+        metadata={"help": "torch.compile the model for training (slower for the fast recipe: docs/speed.md)"},
     )
     eval_batch_size: int = field(default=1000, metadata={"help": "images per step when evaluating"})
     outliers: float = field(

@@ -2,10 +2,11 @@
 
 load_image -> find_lines (prepare: polarity, lighting, binarise, rules; segment: components,
 strokes, lines, marks; again enlarged for small writing) -> for each line, two readers:
-- segment: normalise each piece MNIST-style, classify all pieces of all images in one batch, choose
-  how to cut touching digits;
 - sequence: cut the line into a strip and read it whole with a CTC model (touching and cursive
-  runs need no cutting);
+  runs need no cutting); every line of every image in one batch;
+- segment: normalise each piece MNIST-style and classify them all in one batch, then the candidate
+  cuts of pieces that read badly whole in one more, and choose how to cut touching digits; in
+  ``mode="auto"`` only for lines whose whole reading is unsure, the only ones the choice consults;
 -> keep the whole reading unless it is unsure and the cut one surer (``mode="auto"``) -> the Reading
 """
 
@@ -178,24 +179,22 @@ class DigitReader:
     def _classify(self, fields: list[np.ndarray]) -> np.ndarray:
         return self.classifier.probabilities(np.stack(fields)) if fields else np.zeros((0, 10), np.float32)
 
-    def _option(self, pieces: list[Piece], prepared: Prepared, fields: list[np.ndarray]) -> _Option:
-        rows = []
-        for p in pieces:
-            rows.append(len(fields))
-            fields.append(self._field(p, prepared))
-        return _Option(pieces, rows)
+    def _whole(self, piece: Piece, prepared: Prepared, fields: list[np.ndarray]) -> _Option:
+        fields.append(self._field(piece, prepared))
+        return _Option([piece], [len(fields) - 1])
 
     def _plan_line(self, line: Line, prepared: Prepared, fields: list[np.ndarray]) -> list:
         """Each piece of ``line`` with its options; at first only the piece read whole (``_add_cuts``)."""
         return [
-            (piece, [self._option([piece], prepared, fields)] if piece.kind == "digit" else []) for piece in line.pieces
+            (piece, [self._whole(piece, prepared, fields)] if piece.kind == "digit" else []) for piece in line.pieces
         ]
 
     def _add_cuts(
         self, line: Line, plan: list, probs: np.ndarray, prepared: Prepared, fields: list[np.ndarray]
     ) -> None:
-        """Candidate cuts for the pieces of ``line`` that may be touching digits and that ``_choose``
-        would not keep whole on their whole reading (``probs``)."""
+        """Candidate cuts for the pieces of ``line`` that may be touching digits, unless the piece is
+        narrower than KEEP_WHOLE digits of this writer and reads well whole (``probs``): then it stays
+        whole, and ``_choose`` has only the one option."""
         digit_width = _digit_width(line)
         for piece, options in plan:
             if not options or not (piece.w > SPLIT_ASPECT * piece.h or piece.w > 1.1 * line.height):
@@ -215,13 +214,12 @@ class DigitReader:
     # ---- assembling: pick the best option per piece, then marks and text ----
 
     def _choose(self, options: list[_Option], probs: np.ndarray, piece: Piece, digit_width: float) -> _Option:
-        """Keep a piece whole unless it is much wider than one digit of this writer or reads badly whole;
-        otherwise weigh each cut by how likely its digits are (the classifier) and how likely that many
-        digits are at this width (a prior): the classifier alone is too happy with fragments."""
+        """The piece whole when it has no cuts (``_add_cuts`` decided it stays whole); otherwise each
+        option weighed by how likely its digits are (the classifier) and how likely that many digits
+        are at this width (a prior): the classifier alone is too happy with fragments."""
+        if len(options) == 1:
+            return options[0]
         expected = piece.w / digit_width
-        whole = options[0]
-        if len(options) == 1 or (expected < KEEP_WHOLE and probs[whole.rows[0]].max() >= 0.5):
-            return whole
 
         def score(option: _Option) -> float:
             k = len(option.pieces)
