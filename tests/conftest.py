@@ -63,6 +63,24 @@ def mnist(mnist_path):
     return load_mnist(mnist_path, val_size=5000, seed=0)
 
 
+# ---- what every reading must be, whatever the input ----
+
+
+def assert_well_formed(reading, shape: tuple[int, ...]) -> None:
+    """Confidences in [0, 1], boxes inside the image, text made of digits, '.' and '-' only."""
+    h, w = shape[:2]
+    assert 0.0 <= reading.confidence <= 1.0
+    assert set(reading.text) <= set("0123456789.-\n ")
+    for line in reading.lines:
+        assert 0.0 <= line.confidence <= 1.0
+        assert set(line.text) <= set("0123456789.-")
+        for d in line.digits:
+            assert 0.0 <= d.confidence <= 1.0
+            x, y, bw, bh = d.box
+            assert min(x, y, bw, bh) >= 0 and x + bw <= w and y + bh <= h, (d.box, shape)
+            assert all(0.0 <= p <= 1.0 for _, p in d.alternatives)
+
+
 # ---- a real server, for the browser tests and for several servers sharing one feedback store ----
 
 

@@ -119,7 +119,7 @@ def test_unreadable_image_fails_alone_and_sets_the_exit_code(tmp_path):
     bad.write_text("not an image")
     result = _run("predict", "default", str(bad), str(EXAMPLES[0]))
     assert result.returncode == 1
-    assert "bad.png: not an image format" in result.stderr and "Traceback" not in result.stderr
+    assert "bad.png: not an image in a format" in result.stderr and "Traceback" not in result.stderr
     assert EXAMPLES[0].name in result.stdout
 
 

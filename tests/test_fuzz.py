@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_well_formed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -38,20 +39,6 @@ def _blobs(draw_shape, seed: int) -> np.ndarray:
         p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         cv2.line(image, p1, p2, int(rng.integers(0, 120)), int(rng.integers(1, 6)))
     return image
-
-
-def assert_well_formed(reading, shape: tuple[int, ...]) -> None:
-    h, w = shape[:2]
-    assert 0.0 <= reading.confidence <= 1.0
-    assert set(reading.text) <= set("0123456789.-\n ")
-    for line in reading.lines:
-        assert 0.0 <= line.confidence <= 1.0
-        assert set(line.text) <= set("0123456789.-")
-        for d in line.digits:
-            assert 0.0 <= d.confidence <= 1.0
-            x, y, bw, bh = d.box
-            assert min(x, y, bw, bh) >= 0 and x + bw <= w and y + bh <= h, (d.box, shape)
-            assert all(0.0 <= p <= 1.0 for _, p in d.alternatives)
 
 
 @FUZZ

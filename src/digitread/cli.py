@@ -110,11 +110,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise DigitreadError(f"{out} has no checkpoint to resume from; start the run without --resume")
         cfg = RunConfig.from_dict(json.loads(saved.read_text()))
         given = sorted(k.split(".", 1)[1] for k, v in vars(args).items() if "." in k and v is not None)
-        if args.recipe or set(given) - {"epochs"}:
+        # Where the data lives may change (another machine); its checksums still say it is the same data.
+        if args.recipe or set(given) - {"epochs", "data_dir"}:
+            drop = sorted(set(given) - {"epochs", "data_dir"})
             raise DigitreadError(
-                f"--resume continues {out} with its saved settings; drop {', '.join(given) or '--recipe'} "
-                "(only --epochs may change, and only with --schedule constant)"
+                f"--resume continues {out} with its saved settings; drop {', '.join(drop) or '--recipe'} "
+                "(only --data-dir and --epochs may change, --epochs only with --schedule constant)"
             )
+        if args.__dict__.get("data.data_dir"):
+            cfg.data.data_dir = args.__dict__["data.data_dir"]
         epochs = args.__dict__.get("train.epochs")
         if epochs and epochs != cfg.train.epochs:
             if cfg.train.schedule != "constant":

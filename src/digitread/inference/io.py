@@ -14,6 +14,9 @@ from digitread.errors import ImageError
 # Refuse absurd images before their pixels are decoded (a 100,000 x 100,000 PNG header is a few bytes).
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 50 * 1024 * 1024
+# The formats phones, scanners and browsers make. Pillow knows more (EPS, PSD, ...), and some of them
+# hand the file to outside programs (EPS to Ghostscript): those are refused before any decoding.
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")  # JPEG covers the MPO files phones make
 
 ImageInput = str | Path | bytes | np.ndarray | Image.Image
 
@@ -29,9 +32,9 @@ def _open(source: str | Path | bytes, name: str) -> Image.Image:
     if len(source) == 0:
         raise ImageError(f"{name}: empty file")
     try:
-        image = Image.open(io.BytesIO(source))
+        image = Image.open(io.BytesIO(source), formats=FORMATS)
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image format digitread can read") from None
+        raise ImageError(f"{name}: not an image in a format digitread reads ({', '.join(FORMATS)})") from None
     except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: image too large ({e})") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # a format's reader choking on a damaged header
@@ -75,7 +78,7 @@ def _array_to_gray(arr: np.ndarray, name: str) -> np.ndarray:
         return arr
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
-    if not np.issubdtype(arr.dtype, np.number):
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise ImageError(f"{name}: array of {arr.dtype} is not an image")
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():

@@ -23,6 +23,6 @@ def find_lines(gray: np.ndarray) -> tuple[Prepared, list[Line]]:
     if 0 < writing < MIN_WRITING:
         zoom = MIN_WRITING / writing
         if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
-            prepared = prepare(gray, zoom=zoom)
+            prepared = prepare(gray, zoom=zoom, writing=MIN_WRITING)
             lines = segment(prepared.mask)
     return prepared, lines

@@ -152,15 +152,19 @@ def _top_hat(ink: np.ndarray, k: int) -> np.ndarray:
     return cv2.subtract(ink, background)
 
 
-def prepare(gray: np.ndarray, zoom: float = 1.0) -> Prepared:
+def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
-    larger size than usual (small writing, see ``layout.find_lines``)."""
+    larger size than usual (small writing, see ``layout.find_lines``), where the digits will be about
+    ``writing`` pixels tall."""
     work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()
     h, w = ink.shape
     # The top-hat kernel must be wider than any pen stroke and narrower than lighting changes.
     k = int(np.clip(min(h, w) // 6, 9, 61)) | 1
+    # Where strokes meet, a thick pen makes a blob wider than the stroke (the crossing of a bold 4): a
+    # kernel narrower than that hollows it out and cuts the digit; 0.42 of the digit height is wider.
+    k = max(k, int(0.42 * writing) | 1)
     flat = cv2.GaussianBlur(_top_hat(ink, k), (3, 3), 0)
     if int(flat.max()) < MIN_CONTRAST:
         return Prepared(flat, np.zeros_like(flat), scale, inverted, gray.shape)

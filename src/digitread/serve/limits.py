@@ -15,13 +15,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from digitread.errors import ImageError
-from digitread.inference.io import load_image
+from digitread.inference.io import FORMATS, load_image
 from digitread.serve.errors import ApiError, error_response
 from digitread.serve.settings import ServeSettings
 
-# Formats browsers, phones and scanners send. Pillow knows more (EPS, PSD, ...), some of which hand the
-# file to outside programs; they are refused before any decoding.
-FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG covers the MPO files phones make
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?)(?P<b64>;base64)?,", re.ASCII)
 _WHITESPACE = re.compile(r"\s+")
 
