@@ -49,6 +49,8 @@ bench: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/reading.py --out bench/results --failures reports/failures
 	$(BIN)/python bench/load.py --photos 200
 	$(BIN)/python bench/load.py --photos 200 --clients 1 --seconds 20 --out bench/results/load_one_client.json
+	# The soak: 3,000 requests to two workers, the server's memory sampled throughout.
+	$(BIN)/python bench/load.py --photos 200 --clients 8 --max-requests 3000 --seconds 600 --workers 2 --size 1280x960 --out bench/results/soak.json
 	$(BIN)/python bench/backends.py
 
 clean:

@@ -2,14 +2,17 @@
 
 Starts the server on a free loopback port (or uses --url, which must be a loopback address), sends
 photos of numbers from --clients concurrent clients for --seconds (and at most --max-requests), and
-writes requests per second, latency percentiles, errors and how many numbers were read exactly to
-bench/results/load.json, with the machine described.
+writes requests per second, latency percentiles, errors, how many numbers were read exactly and the
+server's memory over the run (all its processes, sampled twice a second) to bench/results/load.json,
+with the machine described.
 
 The photos are made here with the example tools (examples/make_examples.py: script digits with pen
 jitter on paper), laid on a page of --size pixels and saved as JPEG, as a phone's browser uploads them.
 
     .venv/bin/python bench/load.py                          # 32 clients, 60 s, one server process
     .venv/bin/python bench/load.py --clients 8 --seconds 10 --workers 2
+    .venv/bin/python bench/load.py --clients 8 --max-requests 3000 --seconds 600 --workers 2 \
+        --size 1280x960 --out bench/results/soak.json      # the soak: does memory stay flat?
 """
 
 from __future__ import annotations
@@ -103,7 +106,52 @@ def start_server(workers: int, threads: int, torch_threads: int, mode: str, db: 
     raise SystemExit("load.py: error: the server did not start within 120 s")
 
 
-async def run_load(url: str, photos, clients: int, seconds: float, max_requests: int) -> dict:
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (the server and its workers), in MB."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:  # gone between listing and reading
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        todo += [int(c) for c in children]
+    return round(total / 1024, 1)
+
+
+class MemoryWatch:
+    """Samples the server's memory twice a second while the load runs, with how many requests were done."""
+
+    def __init__(self, pid: int):
+        self.pid, self.samples = pid, []  # (requests answered, MB)
+
+    async def run(self, answered) -> None:
+        while True:
+            self.samples.append((answered(), tree_rss_mb(self.pid)))
+            await asyncio.sleep(0.5)
+
+    def summary(self) -> dict:
+        """Memory at the start, once a tenth of the requests were answered (caches filled), at the end and
+        at its peak: a leak shows as growth from the tenth to the end."""
+        if not self.samples:
+            return {}
+        total = self.samples[-1][0]
+        warm = next((mb for done, mb in self.samples if done >= total / 10), self.samples[0][1])
+        return {
+            "start_mb": self.samples[0][1],
+            "after_tenth_mb": warm,
+            "end_mb": self.samples[-1][1],
+            "peak_mb": max(mb for _, mb in self.samples),
+            "growth_after_tenth_mb": round(self.samples[-1][1] - warm, 1),
+            "samples": len(self.samples),
+        }
+
+
+async def run_load(
+    url: str, photos, clients: int, seconds: float, max_requests: int, watch: MemoryWatch | None = None
+) -> dict:
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     exact = 0
@@ -130,9 +178,13 @@ async def run_load(url: str, photos, clients: int, seconds: float, max_requests:
             statuses[status] = statuses.get(status, 0) + 1
 
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        sampler = asyncio.create_task(watch.run(lambda: len(latencies))) if watch else None
         started = time.perf_counter()
         await asyncio.gather(*(client(http, k) for k in range(clients)))
         elapsed = time.perf_counter() - started
+        if sampler is not None:
+            watch.samples.append((len(latencies), tree_rss_mb(watch.pid)))
+            sampler.cancel()
     ms = sorted(x * 1000 for x in latencies)
 
     def percentile(p: float) -> float:
@@ -153,6 +205,7 @@ async def run_load(url: str, photos, clients: int, seconds: float, max_requests:
             "mean": round(statistics.fmean(ms), 1) if ms else 0.0,
         },
         "read_exactly": round(exact / ok, 4) if ok else 0.0,
+        **({"server_memory": watch.summary()} if watch else {}),
     }
 
 
@@ -185,7 +238,8 @@ def main() -> int:
     else:
         process, url = start_server(args.workers, args.inference_threads, args.torch_threads, args.mode, db)
     try:
-        result = asyncio.run(run_load(url, photos, args.clients, args.seconds, args.max_requests))
+        watch = MemoryWatch(process.pid) if process is not None else None
+        result = asyncio.run(run_load(url, photos, args.clients, args.seconds, args.max_requests, watch))
         model = httpx.get(f"{url}/v1/model", timeout=10).json()
     finally:
         if process is not None:

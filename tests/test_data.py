@@ -2,7 +2,10 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import multiprocessing
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +135,51 @@ def test_a_mirror_serving_a_wrong_file_is_never_cached(loopback_mirror, tmp_path
     with pytest.raises(DataError, match="could not be downloaded"):
         locate(dataclasses.replace(spec, mirrors=(url,)))
     assert not (tmp_path / "cache" / "mnist" / spec.test_images.name).exists()
+
+
+class _CutOffHandler(_QuietHandler):
+    """Declares the whole file, sends half of it and hangs up: a download cut off by the network."""
+
+    def do_GET(self):
+        data = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+
+def test_a_download_cut_off_halfway_is_never_used_or_cached(loopback_mirror, tmp_path, monkeypatch):
+    spec, served, _ = loopback_mirror
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CutOffHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.delenv("DIGITREAD_DATA", raising=False)
+    monkeypatch.setenv("DIGITREAD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(mnist_module.time, "sleep", lambda s: None)
+    try:
+        with pytest.raises(DataError, match="could not be downloaded"):
+            locate(dataclasses.replace(spec, mirrors=(f"http://127.0.0.1:{server.server_address[1]}/",)))
+    finally:
+        server.shutdown()
+    cache = tmp_path / "cache" / "mnist"
+    assert not cache.exists() or not any(cache.iterdir()), list(cache.iterdir())
+
+
+def _download_into(cache: str, spec, url: str) -> list[str]:
+    os.environ.pop("DIGITREAD_DATA", None)
+    os.environ["DIGITREAD_CACHE"] = cache
+    data = load_mnist(val_size=100, spec=dataclasses.replace(spec, mirrors=(url,)))
+    return sorted(data.checksums.values())
+
+
+def test_two_processes_downloading_into_one_cache_at_once_leave_it_whole(loopback_mirror, tmp_path):
+    spec, _, url = loopback_mirror
+    cache = str(tmp_path / "cache")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_download_into, [(cache, spec, url)] * 2)
+    assert results[0] == results[1] == sorted(f.md5 for f in spec.files())
+    folder = tmp_path / "cache" / "mnist"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f.name for f in spec.files())  # no temporaries
+    for f in spec.files():
+        assert hashlib.md5(mnist_module.read_raw_bytes(folder / f.name)).hexdigest() == f.md5

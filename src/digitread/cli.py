@@ -99,10 +99,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from digitread.data.mnist import load_mnist
     from digitread.models import create_model
+    from digitread.train import distributed
     from digitread.train.logging import ConsoleLogger, MultiLogger, TensorBoardLogger
     from digitread.train.loop import CHECKPOINT_FILE, HISTORY_FILE, RUN_CONFIG_FILE, fit, seed_everything
     from digitread.train.optim import validate
 
+    # Under torchrun every process runs this; each checks the same things, only rank 0 changes files.
+    group = distributed.join(args.device)
     out = Path(args.out)
     if args.resume:
         saved = out / RUN_CONFIG_FILE
@@ -135,11 +138,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 )
             import shutil
 
+            distributed.barrier(group)  # every process has seen the old run before rank 0 removes it
             # Nothing of the old run may be mistaken for the new one if the new one is interrupted.
             for name in (CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE, WEIGHTS_FILE, RUN_CONFIG_FILE):
-                (out / name).unlink(missing_ok=True)
+                if group.is_main:
+                    (out / name).unlink(missing_ok=True)
             for name in ("report", "tensorboard"):
-                shutil.rmtree(out / name, ignore_errors=True)
+                if group.is_main:
+                    shutil.rmtree(out / name, ignore_errors=True)
         cfg = _resolve_run_config(args)
     validate(cfg.train)
     if cfg.data.train_subset < 0:
@@ -153,7 +159,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"model {cfg.train.model} reads {model_task}, but the task is {cfg.train.task}: "
             f"pass --task {model_task} or choose a {cfg.train.task} model (see `digitread models`)"
         )
+    if group.active and cfg.train.task != "digits":
+        raise DigitreadError("training in several processes covers the digits task; train strings in one")
     data = load_mnist(cfg.data.data_dir, cfg.data.val_size, cfg.train.seed)
+    distributed.barrier(group)  # all checks passed everywhere before rank 0 writes anything
     loggers = [ConsoleLogger()]
     if cfg.train.tensorboard:
         loggers.append(TensorBoardLogger(out / "tensorboard"))
@@ -165,7 +174,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(model, data, cfg, out, logger, resume=args.resume, progress=not args.quiet, device=args.device)
     finally:
         logger.close()
-    print(json.dumps(result.metrics))
+    if group.is_main:
+        print(json.dumps(result.metrics))
     return 0
 
 

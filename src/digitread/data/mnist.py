@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import time
 import urllib.error
@@ -162,7 +163,8 @@ def _download_one(
                 # because each writes a private temporary file and renames it into place.
                 atomic_write_bytes(cache / file.name, payload)
                 return True
-            except (urllib.error.URLError, OSError, EOFError, ValueError, zlib.error) as e:
+            # HTTPException: a connection cut off before the declared length arrived (IncompleteRead).
+            except (urllib.error.URLError, http.client.HTTPException, OSError, EOFError, ValueError, zlib.error) as e:
                 errors.append(f"{url}: {getattr(e, 'reason', e)}")
                 if attempt + 1 < retries:
                     time.sleep(min(2.0**attempt, 5.0) * 0.5)

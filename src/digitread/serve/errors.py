@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("digitread.serve")
 
@@ -57,6 +58,13 @@ def install_error_handlers(app: FastAPI, on_error) -> None:
         response = error_response(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})  # e.g. Allow on a 405
         return response
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_went_away(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # The client hung up before its body arrived: nothing failed here, and no one is left to answer.
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        on_error("client_disconnected")
+        return error_response(400, "client_disconnected", "the client disconnected before its request arrived")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

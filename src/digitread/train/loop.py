@@ -27,8 +27,10 @@ from digitread.data.augment import random_affine
 from digitread.data.mnist import MnistData
 from digitread.data.outliers import make_outliers
 from digitread.data.tensors import images_to_tensor, normalize
+from digitread.errors import ConfigError
 from digitread.eval.calibration import calibration_entry
 from digitread.runtime import autocast, has_conv, pick_device, predict_logits, prepare_model, set_threads, use_bf16
+from digitread.train import distributed
 from digitread.train.logging import NullLogger
 from digitread.train.optim import build_optimizer, build_schedule
 from digitread.train.state import CHECKPOINT_FILE, HISTORY_FILE, RunState, TrainingDiverged, check_finite
@@ -68,15 +70,20 @@ def _accuracy_and_loss(
 
 
 def start_run(
-    model: nn.Module, cfg: RunConfig, out_dir: str | Path, device: str | None
+    model: nn.Module,
+    cfg: RunConfig,
+    out_dir: str | Path,
+    device: str | None,
+    group: distributed.Group = distributed.SINGLE,
 ) -> tuple[Path, torch.device, bool, nn.Module]:
     """What every training run does first: the run folder with its settings, threads, device,
     precision, and the model moved there. Returns (out_dir, device, bf16, model)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
-    set_threads(cfg.train.threads)
-    dev = pick_device(device)
+    if group.is_main:
+        atomic_write_json(out_dir / RUN_CONFIG_FILE, cfg.to_dict())
+    set_threads(distributed.threads_for(group, cfg.train.threads))
+    dev = pick_device(distributed.device_for(group, device))
     bf16 = use_bf16(cfg.train.precision, model, dev)
     return out_dir, dev, bf16, prepare_model(model, dev)
 
@@ -98,12 +105,17 @@ def fit(
     >>> result = fit(create_model("cnn_small"), load_mnist(), RunConfig(), "runs/demo")  # doctest: +SKIP
     """
     tc, ac = cfg.train, cfg.augment
-    logger = logger or NullLogger()
-    out_dir, dev, bf16, model = start_run(model, cfg, out_dir, device)
+    # Under torchrun: one process of several, each with its share of every batch (train/distributed.py).
+    group = distributed.join(device)
+    logger = logger if logger is not None and group.is_main else NullLogger()
+    progress = progress and group.is_main
+    out_dir, dev, bf16, model = start_run(model, cfg, out_dir, device, group)
     channels_last = has_conv(model)
     preprocess = getattr(model, "config", {}).get("preprocess")
 
-    gen = torch.Generator().manual_seed(tc.seed)
+    # One generator draws the batch order and the augmentation; several processes share the order
+    # through the sampler and each draws its own augmentation.
+    gen = torch.Generator().manual_seed(tc.seed + 1_000_003 * group.rank)
     x_train = images_to_tensor(data.train.images)
     y_train = torch.from_numpy(data.train.labels)
     if cfg.data.train_subset:
@@ -115,6 +127,13 @@ def fit(
     n = len(y_train)
     batch = min(tc.batch_size, n)
     steps_per_epoch = n // batch  # whole batches only: BatchNorm dislikes a final batch of a few images
+    share = distributed.share_of_batch(batch, group)
+    sampler = None
+    if group.active:
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(n), group.world, group.rank, shuffle=True, seed=tc.seed, drop_last=True)
+        steps_per_epoch = min(steps_per_epoch, len(sampler) // share)
     if tc.limit_batches:
         steps_per_epoch = min(steps_per_epoch, tc.limit_batches)
     x_val = images_to_tensor(data.val.images) if data.val is not None else None
@@ -126,7 +145,12 @@ def fit(
         outliers = make_outliers(data.train.images, 20000, seed=tc.seed, letters=tc.outlier_letters)
         x_outliers = images_to_tensor(outliers).to(dev)
     # The compiled module shares the model's parameters; only the training forward pass goes through it.
-    forward = torch.compile(model) if tc.compile else model
+    forward = model
+    if group.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model)  # averages the gradients across processes in backward
+    forward = torch.compile(forward) if tc.compile else forward
     optimizer = build_optimizer(model, tc)
     schedule = build_schedule(optimizer, tc, tc.epochs * steps_per_epoch)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=tc.label_smoothing)
@@ -134,7 +158,11 @@ def fit(
     run = RunState()
     if resume:
         run, saved = RunState.resume(out_dir, model, optimizer, schedule)
-        gen.set_state(saved["generator"])
+        if group.active and len(saved.get("generators", [])) != group.world:
+            raise ConfigError(
+                f"{out_dir} was trained by {len(saved.get('generators', [None]))} process(es): resume it with as many"
+            )
+        gen.set_state(saved["generators"][group.rank] if group.active else saved["generator"])
         logger.message(f"resuming {out_dir} after epoch {run.epoch} (step {run.step})")
 
     stopped_early = False
@@ -144,7 +172,11 @@ def fit(
             stopped_early = True
             break
         model.train()
-        order = torch.randperm(n, generator=gen).to(dev)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler), device=dev)  # this process's part of the epoch
+        else:
+            order = torch.randperm(n, generator=gen).to(dev)
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         seen = 0
@@ -154,7 +186,7 @@ def fit(
         t0 = time.perf_counter()
         paused = 0.0  # seconds spent in the probe this epoch, kept off the training clock
         for i in range(steps_per_epoch):
-            idx = order[i * batch : (i + 1) * batch]
+            idx = order[i * share : (i + 1) * share]
             xb = x_train[idx].float().div_(255.0)  # (B, 1, 28, 28) in 0-1
             n_out = 0
             if x_outliers is not None:
@@ -190,7 +222,7 @@ def fit(
                 bar.set_postfix(loss=f"{running:.4f}", acc=f"{(correct / seen).item():.4f}", refresh=False)
                 logger.log_scalars(run.step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
             bar.update(1)
-            if probe is not None and probe_every and run.step % probe_every == 0:
+            if probe is not None and probe_every and run.step % probe_every == 0 and group.is_main:
                 stopped = time.perf_counter()
                 model.eval()
                 with torch.inference_mode():
@@ -207,19 +239,27 @@ def fit(
             "lr": schedule.get_last_lr()[0],
             "seconds": round(epoch_seconds, 3),
         }
-        if x_val is not None:
+        if x_val is not None and group.is_main:
             record["val_acc"], record["val_loss"] = _accuracy_and_loss(model, x_val, y_val, tc.eval_batch_size, bf16)
+        record = distributed.broadcast(record, group)  # every process keeps rank 0's record, so all stop alike
         run.end_epoch(record, model, record.get("val_acc"))
-        run.save(out_dir, model, optimizer, schedule, generator=gen.get_state())
+        generators = distributed.gather(gen.get_state(), group)
+        if group.is_main:
+            generator = {"generators": generators} if group.active else {"generator": generators[0]}
+            run.save(out_dir, model, optimizer, schedule, **generator)
         logger.log_epoch(epoch, record)
 
     if run.best_model is not None:
         model.load_state_dict(run.best_model)  # the epoch with the best validation accuracy
+    if not group.is_main:  # rank 0 evaluates and saves; the others wait for it, then end
+        distributed.leave(group)
+        return FitResult(model.eval(), run.history, {"steps": run.step}, out_dir, stopped_early)
     metrics: dict[str, Any] = {
         "epochs_run": len(run.history),
         "steps": run.step,
         "train_seconds": round(run.train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
+        **({"processes": group.world} if group.active else {}),
     }
     calibration = None
     if x_val is not None:
@@ -242,4 +282,5 @@ def fit(
         f"test accuracy {metrics['test_accuracy']:.4f} after {len(run.history)} epochs, "
         f"{metrics['train_seconds']:.1f} s of training; model saved to {out_dir}"
     )
+    distributed.leave(group)
     return FitResult(model.eval(), run.history, metrics, out_dir, stopped_early)

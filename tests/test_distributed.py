@@ -1,0 +1,78 @@
+"""Training one model in two processes with DistributedDataParallel (gloo on this CPU), launched by
+torchrun exactly as docs/scaling.md says: the accuracy of one process on the same schedule, the same
+model again from the same seed, and a run killed in the middle that resumes to that same model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+RECIPE = ["--recipe", "fast", "--quiet"]  # cnn_fast, 2 epochs on all of MNIST: 99.1% in one process
+
+
+def _single(out: Path, mnist_path: Path) -> list[str]:
+    return [sys.executable, "-m", "digitread", "train", "--out", str(out), "--data-dir", str(mnist_path), *RECIPE]
+
+
+def _torchrun(out: Path, mnist_path: Path, *extra: str) -> list[str]:
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return [*launcher, "-m", "digitread", "train", "--out", str(out), "--data-dir", str(mnist_path), *extra]
+
+
+def _run(command: list[str]) -> dict:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # rank 0 alone prints the metrics
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_path):
+    root = tmp_path_factory.mktemp("ddp")
+    single = _run(_single(root / "single", mnist_path))
+    ddp = _run(_torchrun(root / "ddp", mnist_path, *RECIPE))
+    return root, single, ddp
+
+
+def test_two_processes_match_one_on_the_same_schedule(runs):
+    _, single, ddp = runs
+    assert ddp["processes"] == 2 and ddp["steps"] == single["steps"]
+    assert abs(ddp["test_accuracy"] - single["test_accuracy"]) <= 0.003, (single, ddp)
+    assert ddp["test_accuracy"] >= 0.985
+
+
+def test_only_rank_0_writes_the_run_folder(runs):
+    root, _, _ = runs
+    names = sorted(p.name for p in (root / "ddp").iterdir())
+    assert names == ["checkpoint.safetensors", "config.json", "history.json", "model.safetensors", "train_config.json"]
+
+
+def test_a_killed_two_process_run_resumes_to_the_same_model(runs, mnist_path):
+    root, _, ddp = runs
+    cut = root / "cut"
+    # A session of its own, so the kill takes torchrun and both workers at once, as a lost machine would.
+    process = subprocess.Popen(
+        _torchrun(cut, mnist_path, *RECIPE), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 300
+    while not (cut / "history.json").exists():
+        assert process.poll() is None, process.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no epoch finished in 300 s"
+        time.sleep(0.05)
+    history = json.loads((cut / "history.json").read_text())
+    time.sleep(history[0]["seconds"] / 3)  # into epoch 2
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (cut / "model.safetensors").exists(), "the run ended before the kill"
+
+    resumed = _run(_torchrun(cut, mnist_path, "--resume", "--quiet"))
+    assert resumed["steps"] == ddp["steps"]
+    a, b = load_file(str(root / "ddp" / "model.safetensors")), load_file(str(cut / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), "same seed, same processes, same model"
