@@ -52,6 +52,8 @@ bench: $(STAMP)
 	# The soak: 3,000 requests to two workers, the server's memory sampled throughout.
 	$(BIN)/python bench/load.py --photos 200 --clients 8 --max-requests 3000 --seconds 600 --workers 2 --size 1280x960 --out bench/results/soak.json
 	$(BIN)/python bench/backends.py
+	# Batch reading of 1,000 photos: 1 and 2 processes, and a local Dask cluster.
+	$(BIN)/python bench/batch_read.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

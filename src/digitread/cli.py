@@ -410,6 +410,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     files = _expand(args.images)
     if not files:
         raise DigitreadError(f"no images found in {' '.join(args.images)}")
+    if args.out or args.jobs > 1 or args.engine != "local" or args.scheduler:
+        return _read_collection(args, files)
     reader = DigitReader.from_pretrained(
         args.model,
         sequence_path=args.sequence_model,
@@ -458,6 +460,39 @@ def cmd_read(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     return EXIT_ERROR if failed else 0
+
+
+def _read_collection(args: argparse.Namespace, files: list[Path]) -> int:
+    """``read --out``: a JSONL row per image, appended as each is read, in --jobs processes (or on Dask)."""
+    from tqdm.auto import tqdm
+
+    from digitread.inference.collection import read_collection
+
+    if not args.out:
+        raise DigitreadError("--jobs, --engine and --scheduler write their rows to a file: add --out RESULTS.jsonl")
+    if args.scheduler and args.engine != "dask":
+        raise DigitreadError("--scheduler names a Dask scheduler: add --engine dask")
+    options = {
+        "path": args.model,
+        "sequence_path": args.sequence_model,
+        "decoder": args.decoder,
+        "mode": args.mode,
+        "min_confidence": args.min_confidence,
+        "one_number": args.one_number,
+        "backend": args.backend,
+    }
+    pictures = _annotation_paths(files, Path(args.annotate)) if args.annotate else None
+
+    def bar(total: int, done: int):  # with the rate and the time left, from what this run reads
+        return tqdm(total=total, initial=done, unit="image", disable=args.quiet or None, file=sys.stderr, smoothing=0.1)
+
+    summary = read_collection(files, args.out, options, args.jobs, args.engine, args.scheduler, pictures, bar)
+    already = f", {summary.skipped:,} already there" if summary.skipped else ""
+    print(
+        f"{args.out}: {summary.read:,} images read, {summary.failed:,} could not be read{already}",
+        file=sys.stderr,
+    )
+    return EXIT_ERROR if summary.failed else 0
 
 
 def _add_backend_flag(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -519,6 +554,23 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON array with every detail")
     out.add_argument("--jsonl", action="store_true", help="one JSON object per image, as each is read")
+    out.add_argument(
+        "--out",
+        metavar="RESULTS.jsonl",
+        help="append a JSON row per image to this file as each is read; run again to read only what has no "
+        "row yet (large collections: docs/scaling.md)",
+    )
+    p.add_argument(
+        "--jobs", type=_positive_int, default=1, help="worker processes reading at once (needs --out) (default: 1)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="local: --jobs processes on this machine; dask: a Dask cluster (--scheduler), or --jobs Dask "
+        "workers on this machine (needs --out) (default: local)",
+    )
+    p.add_argument("--scheduler", metavar="ADDRESS", help="the Dask scheduler to use, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--annotate", metavar="OUT_DIR", help="write OUT_DIR/NAME.annotated.png with boxes and digits")
     p.add_argument("--min-confidence", type=float, default=0.5, help="mark digits below this as uncertain")
     p.add_argument(
