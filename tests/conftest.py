@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -79,6 +80,58 @@ def assert_well_formed(reading, shape: tuple[int, ...]) -> None:
             x, y, bw, bh = d.box
             assert min(x, y, bw, bh) >= 0 and x + bw <= w and y + bh <= h, (d.box, shape)
             assert all(0.0 <= p <= 1.0 for _, p in d.alternatives)
+
+
+# ---- killing a training run in the middle of an epoch ----
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                found += children
+                todo += children
+    return found
+
+
+def kill_mid_epoch(command: list[str], epoch: int, timeout: float = 300) -> str:
+    """Run the training ``command`` (progress bars on) in a session of its own and SIGKILL the whole
+    session once the bar of ``epoch`` shows 20-80% done: inside the epoch whatever the machine's speed.
+    Returns what it wrote to stderr."""
+    import re
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seen = bytearray()
+    reader = threading.Thread(
+        target=lambda: [seen.extend(chunk) for chunk in iter(lambda: process.stderr.read1(4096), b"")]
+    )
+    reader.start()
+    bar = re.compile(rb"epoch %d/\d+:\s+(\d+)%%" % epoch)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            done = [int(m.group(1)) for m in bar.finditer(bytes(seen))]
+            if done and 20 <= done[-1] <= 80:
+                break
+            if process.poll() is not None or time.monotonic() > deadline or (done and done[-1] > 80):
+                pytest.fail(f"could not catch epoch {epoch} in the middle: {bytes(seen)[-2000:]!r}")
+            time.sleep(0.01)
+    finally:
+        # Every process of the tree at once, as a lost machine would: torchrun starts its workers in
+        # sessions of their own, so killing the launcher's process group would not reach them.
+        for pid in [*_descendants(process.pid), process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    return bytes(seen).decode(errors="replace")
 
 
 # ---- a real server, for the browser tests and for several servers sharing one feedback store ----

@@ -5,14 +5,12 @@ model again from the same seed, and a run killed in the middle that resumes to t
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import kill_mid_epoch
 from safetensors.torch import load_file
 
 RECIPE = ["--recipe", "fast", "--quiet"]  # cnn_fast, 2 epochs on all of MNIST: 99.1% in one process
@@ -57,19 +55,8 @@ def test_only_rank_0_writes_the_run_folder(runs):
 def test_a_killed_two_process_run_resumes_to_the_same_model(runs, mnist_path):
     root, _, ddp = runs
     cut = root / "cut"
-    # A session of its own, so the kill takes torchrun and both workers at once, as a lost machine would.
-    process = subprocess.Popen(
-        _torchrun(cut, mnist_path, *RECIPE), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 300
-    while not (cut / "history.json").exists():
-        assert process.poll() is None, process.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no epoch finished in 300 s"
-        time.sleep(0.05)
-    history = json.loads((cut / "history.json").read_text())
-    time.sleep(history[0]["seconds"] / 3)  # into epoch 2
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    # The whole session at once (torchrun and both workers), as a lost machine would, inside epoch 2.
+    kill_mid_epoch(_torchrun(cut, mnist_path, "--recipe", "fast"), epoch=2)
     assert not (cut / "model.safetensors").exists(), "the run ended before the kill"
 
     resumed = _run(_torchrun(cut, mnist_path, "--resume", "--quiet"))

@@ -6,13 +6,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
+from conftest import kill_mid_epoch
 
 from digitread.checkpoint import load_checkpoint
 from digitread.cli import main
@@ -30,31 +28,12 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "config.json").read_text())["metrics"]
 
 
-def _wait_for_epoch(run: Path, process: subprocess.Popen, epoch: int, timeout: float = 180) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "training ended before it could be killed"
-        try:
-            history = json.loads((run / "history.json").read_text())
-        except (OSError, json.JSONDecodeError):  # not written yet (each write is atomic: never half a file)
-            history = []
-        if len(history) >= epoch:
-            return history
-        time.sleep(0.02)
-    pytest.fail(f"no epoch {epoch} after {timeout} s")
-
-
 def test_a_run_killed_mid_epoch_resumes_to_the_same_model_as_an_uninterrupted_run(mnist_path, tmp_path):
     whole = tmp_path / "whole"
     subprocess.run(_train_command(whole, mnist_path, *SHORT), check=True, timeout=300)
 
     cut = tmp_path / "cut"
-    process = subprocess.Popen(_train_command(cut, mnist_path, *SHORT))
-    history = _wait_for_epoch(cut, process, 1)
-    time.sleep(history[0]["seconds"] / 2)  # halfway through epoch 2
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
+    kill_mid_epoch([c for c in _train_command(cut, mnist_path, *SHORT) if c != "--quiet"], epoch=2)
     assert not (cut / "model.safetensors").exists(), "the run finished before the kill: make it longer"
     assert load_checkpoint(cut / "checkpoint.safetensors")["epoch"] == 1  # what the kill left is whole
 

@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             for name in (CHECKPOINT_FILE, HISTORY_FILE, CONFIG_FILE, WEIGHTS_FILE, RUN_CONFIG_FILE):
                 if group.is_main:
                     (out / name).unlink(missing_ok=True)
-            for name in ("report", "tensorboard"):
+            for name in ("report", "tensorboard", "members"):
                 if group.is_main:
                     shutil.rmtree(out / name, ignore_errors=True)
         cfg = _resolve_run_config(args)
@@ -161,12 +161,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if group.active and cfg.train.task != "digits":
         raise DigitreadError("training in several processes covers the digits task; train strings in one")
+    if args.bagging and (cfg.train.task != "digits" or group.active or args.resume):
+        raise DigitreadError("--bagging trains digit models in one process; run it again (no --resume) to continue")
     data = load_mnist(cfg.data.data_dir, cfg.data.val_size, cfg.train.seed)
     distributed.barrier(group)  # all checks passed everywhere before rank 0 writes anything
     loggers = [ConsoleLogger()]
     if cfg.train.tensorboard:
         loggers.append(TensorBoardLogger(out / "tensorboard"))
     logger = MultiLogger(*loggers)
+    if args.bagging:
+        try:
+            return _train_bagging(args, cfg, data, out, logger)
+        finally:
+            logger.close()
     train = fit
     if cfg.train.task == "strings":
         from digitread.train.strings import fit_strings as train
@@ -176,6 +183,45 @@ def cmd_train(args: argparse.Namespace) -> int:
         logger.close()
     if group.is_main:
         print(json.dumps(result.metrics))
+    return 0
+
+
+def _train_bagging(args: argparse.Namespace, cfg, data, out: Path, logger) -> int:
+    """--bagging K: K members, each on its own bootstrap sample and seed, in OUT/members/1..K; then OUT is
+    their ensemble. A member already finished is kept, one interrupted is resumed: run it again to go on."""
+    import copy
+
+    from digitread.checkpoint import WEIGHTS_FILE
+    from digitread.models import create_model
+    from digitread.train.ensemble import build_digit_ensemble
+    from digitread.train.loop import CHECKPOINT_FILE, fit, seed_everything
+
+    members = []
+    for k in range(1, args.bagging + 1):
+        member = out / "members" / str(k)
+        members.append(member)
+        if (member / WEIGHTS_FILE).is_file():
+            logger.message(f"member {k}/{args.bagging}: already trained in {member}")
+            continue
+        mcfg = copy.deepcopy(cfg)
+        mcfg.data.bootstrap = k
+        mcfg.train.seed = cfg.train.seed + k - 1
+        seed_everything(mcfg.train.seed)
+        overrides = {} if mcfg.train.dropout is None else {"dropout": mcfg.train.dropout}
+        logger.message(f"member {k}/{args.bagging}: bootstrap sample {k}, seed {mcfg.train.seed} -> {member}")
+        resume = (member / CHECKPOINT_FILE).is_file()
+        fit(
+            create_model(mcfg.train.model, **overrides),
+            data,
+            mcfg,
+            member,
+            logger,
+            resume=resume,
+            progress=not args.quiet,
+            device=args.device,
+        )
+    result = build_digit_ensemble(members, out, "soft", None, cfg.data.data_dir)
+    print(json.dumps({k: result[k] for k in ("test_accuracy", "members", "voting")}))
     return 0
 
 
@@ -276,16 +322,43 @@ def cmd_augment_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_ensemble(args: argparse.Namespace) -> int:
-    from digitread.train.ensemble import build_ensemble
+    from digitread.checkpoint import read_model_config
+    from digitread.train.ensemble import build_digit_ensemble, build_ensemble
 
     if len(args.runs) < 2:
         raise ConfigError("an ensemble needs at least two runs")
+    tasks = {read_model_config(r).get("task", "digits") for r in args.runs}
+    if len(tasks) > 1:
+        raise ConfigError("the runs read different things (digits and strings): an ensemble's members read one")
+    if tasks == {"digits"}:
+        weights = _weights(args.weights, len(args.runs))
+        result = build_digit_ensemble([Path(r) for r in args.runs], Path(args.out), args.voting, weights, args.data_dir)
+        cal = result["calibration"]
+        print(
+            f"{len(args.runs)} models, {args.voting} voting -> {result['out']}: test accuracy "
+            f"{result['test_accuracy']:.4f}; calibration error {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
+        )
+        return 0
+    if args.voting != "soft" or args.weights:
+        raise ConfigError("--voting and --weights are for digit models; sequence members always vote softly")
     if args.strips < 10:
         raise ConfigError("--strips must be at least 10")
     result = build_ensemble([Path(r) for r in args.runs], Path(args.out), args.data_dir, args.strips)
     ece = f"calibration error {result['ece_before']:.3f} -> {result['ece_after']:.3f}"
     print(f"{', '.join(result['members'])} -> {result['out']}: {result['exact']:.1%} of validation strips exact; {ece}")
     return 0
+
+
+def _weights(text: str | None, count: int) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--weights {text}: give numbers separated by commas, e.g. 2,1,1") from None
+    if len(weights) != count:
+        raise ConfigError(f"--weights has {len(weights)} numbers for {count} runs")
+    return weights
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -530,6 +603,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder: checkpoints, history, the final model")
     p.add_argument("--recipe", choices=list_recipes(), help="start from a named set of settings")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument(
+        "--bagging",
+        type=_positive_int,
+        metavar="K",
+        help="train K members on bootstrap samples of the training set (OUT/members/1..K), then make OUT their "
+        "soft-voting ensemble; run again to continue an interrupted one",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -635,12 +715,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "ensemble",
-        help="combine sequence-model runs into one ensemble folder, its confidence calibrated",
-        description="Copy each run's model into OUT under the run's folder name, list them in OUT/members.json, "
-        "and fit the power that makes the ensemble's confidence a chance of being right, on synthetic strips of "
-        "the MNIST validation digits. OUT is replaced only once the new folder is complete.",
+        help="combine trained runs into one ensemble model folder, its confidence calibrated",
+        description="Digit models: one model folder that votes (soft: the weighted mean of the members' "
+        "probabilities; majority: their weighted votes), its temperature fitted on the MNIST validation split, "
+        "its test accuracy measured; it loads, evaluates, predicts, reads and serves like any model. Sequence "
+        "models: each run's model copied into OUT, listed in OUT/members.json, with the power that makes the "
+        "ensemble's confidence a chance of being right fitted on synthetic strips of the validation digits. "
+        "OUT is replaced only once the new folder is complete.",
     )
-    p.add_argument("runs", nargs="+", help="run or model folders of sequence models (--task strings)")
+    p.add_argument("runs", nargs="+", help="run or model folders, all digit models or all sequence models")
+    p.add_argument("--voting", choices=["soft", "majority"], default="soft", help="digit models (default: soft)")
+    p.add_argument("--weights", help="digit models: one weight per run, e.g. 2,1,1 (default: equal)")
     p.add_argument("--out", required=True, help="ensemble folder to write")
     p.add_argument("--strips", type=int, default=1000, help="validation strips to calibrate on (default: 1000)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $DIGITREAD_DATA, then the cache)")

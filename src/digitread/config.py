@@ -18,6 +18,10 @@ class DataConfig:
     data_dir: str | None = field(default=None, metadata={"help": "folder with the MNIST IDX files"})
     val_size: int = field(default=5000, metadata={"help": "images held out of training for validation"})
     train_subset: int = field(default=0, metadata={"help": "train on this many images only (0: all)"})
+    bootstrap: int = field(
+        default=0,
+        metadata={"help": "train on the k-th bootstrap sample of the training set, drawn with replacement (0: off)"},
+    )
 
 
 @dataclass

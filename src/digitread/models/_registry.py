@@ -22,16 +22,18 @@ class ModelEntry:
     cls: type[nn.Module]
     preset: dict[str, Any]
     description: str
+    listed: bool = True  # False: built by a command from trained models (an ensemble), not trained by name
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, cls: type[nn.Module], description: str, **preset: Any) -> None:
-    """Register ``cls`` with keyword arguments ``preset`` under ``name``."""
+def register_model(name: str, cls: type[nn.Module], description: str, *, listed: bool = True, **preset: Any) -> None:
+    """Register ``cls`` with keyword arguments ``preset`` under ``name``; ``listed=False`` keeps it out of
+    ``list_models`` (it can only be built from trained models, e.g. by ``digitread ensemble``)."""
     if name in _MODELS:
         raise ValueError(f"model {name!r} is registered twice")
-    _MODELS[name] = ModelEntry(name, cls, preset, description)
+    _MODELS[name] = ModelEntry(name, cls, preset, description, listed)
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -40,7 +42,7 @@ def list_models(pattern: str = "*") -> list[str]:
     >>> "cnn" in list_models()
     True
     """
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n, e in _MODELS.items() if e.listed and fnmatch.fnmatch(n, pattern))
 
 
 def get_entry(name: str) -> ModelEntry:
@@ -68,7 +70,10 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
             f"model {name!r} has no argument {', '.join(unknown)}; it takes {', '.join(sorted(accepted))}"
         )
     args = {**entry.preset, **overrides}
-    model = entry.cls(**args)
+    try:
+        model = entry.cls(**args)
+    except (TypeError, ValueError) as e:  # a required argument missing, or a value the module refuses
+        raise ConfigError(f"model {name!r} cannot be built with {sorted(args)}: {e}") from None
     model.arch = name
     model.model_args = {k: _jsonable(v) for k, v in args.items()}
     return model

@@ -95,6 +95,61 @@ class FastCNN(nn.Module):
         return self.head(self.dropout(x))  # (B, num_classes)
 
 
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv-BN layers and a shortcut (a strided 1x1 conv where the shape changes), then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNetDigits(nn.Module):
+    """A small ResNet for 28x28 digits: a 3x3 stem, then stages of residual blocks, each stage after the
+    first halving the map (28 -> 14 -> 7), global average pooling and a linear head. Residual
+    connections let it be deeper than ``DigitCNN`` and still train quickly, for the best accuracy."""
+
+    def __init__(
+        self,
+        widths: tuple[int, ...] = (32, 64, 128),
+        blocks: int | tuple[int, ...] = 1,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        dropout: float = 0.2,
+    ):
+        super().__init__()
+        counts = [blocks] * len(widths) if isinstance(blocks, int) else list(blocks)
+        if len(counts) != len(widths):
+            raise ValueError(f"blocks has {len(counts)} entries for {len(widths)} stages")
+        layers = _conv_bn(in_chans, widths[0])
+        cin = widths[0]
+        for i, (width, count) in enumerate(zip(widths, counts, strict=True)):
+            for j in range(count):
+                layers.append(ResidualBlock(cin, width, stride=2 if i > 0 and j == 0 else 1))
+                cin = width
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(cin, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x))  # (B, C)
+        return self.head(self.dropout(x))  # (B, num_classes)
+
+
 register_model(
     "cnn_small", DigitCNN, "small fast CNN: convs of 16-32-64 channels, BatchNorm", widths=(16, 32, 64), depth=1
 )
@@ -107,4 +162,11 @@ register_model(
     "fastest to train on a CPU: strided stem to 7x7 at once, then 32-64 channels, no BatchNorm",
     stem=16,
     norm=False,
+)
+register_model(
+    "resnet",
+    ResNetDigits,
+    "residual CNN: a stem and three stages of residual blocks (32-64-128 channels, 28-14-7 pixels), BatchNorm",
+    widths=(32, 64, 128),
+    blocks=1,
 )

@@ -1,7 +1,13 @@
-"""Sequence-model runs -> one ensemble folder whose confidence is calibrated.
+"""Runs -> one ensemble folder whose confidence is calibrated.
 
-    digitread ensemble runs/strings runs/strings_small --out weights/sequence
+    digitread ensemble runs/cnn-1 runs/cnn-2 runs/resnet --out runs/vote      # digit models
+    digitread ensemble runs/strings runs/strings_small --out weights/sequence   # sequence models
 
+Digit models become one ``digit_ensemble`` model folder (models/ensemble.py: soft or majority voting,
+weighted), its temperature fitted on the validation split: it loads, evaluates, predicts, reads and
+serves like any model folder.
+
+Sequence models:
 Each run's model folder is copied in under the run's name and listed in ``members.json``. The
 ensemble's confidence (the geometric mean of its members' P(text)) ranks readings well but is not a
 probability: agreeing members are each a little unsure, so their product is too low. A logistic map
@@ -29,8 +35,75 @@ from digitread.train.strings import VAL_SEED  # the strips each member was valid
 MEMBER_FILES = (WEIGHTS_FILE, CONFIG_FILE, "history.json")
 
 
+def _replace_folder(staging: Path, out: Path) -> None:
+    """Put the finished ``staging`` folder where ``out`` was, never leaving ``out`` half-written."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build_digit_ensemble(
+    runs: list[Path],
+    out: Path,
+    voting: str = "soft",
+    weights: list[float] | None = None,
+    data_dir: str | None = None,
+) -> dict:
+    """One model folder voting over the digit models in ``runs``; test accuracy and calibration measured."""
+    import torch
+
+    from digitread.checkpoint import load_model, save_model
+    from digitread.data.tensors import images_to_tensor
+    from digitread.eval.calibration import calibration_entry
+    from digitread.models import create_model
+    from digitread.runtime import predict_logits
+
+    members = [load_model(run) for run in runs]
+    preprocess = members[0].config.get("preprocess")
+    for run, member in zip(runs, members, strict=True):
+        if member.config.get("task", "digits") != "digits":
+            raise ConfigError(f"{run} is not a digit model; an ensemble's members must all read the same task")
+        if member.config.get("preprocess") != preprocess:
+            raise ConfigError(f"{run} prepares its digits differently from {runs[0]}: they cannot vote on one input")
+    specs = [{"arch": m.arch, "model_args": m.model_args} for m in members]
+    try:
+        model = create_model("digit_ensemble", members=specs, voting=voting, weights=weights)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    for slot, member in zip(model.members, members, strict=True):
+        slot.load_state_dict(member.state_dict())
+    model.eval()
+
+    data = load_mnist(data_dir)
+    val_logits = predict_logits(model, images_to_tensor(data.val.images), 1000, preprocess)
+    calibration = calibration_entry(
+        val_logits, torch.from_numpy(data.val.labels), f"validation split ({len(data.val)} images)"
+    )
+    test_logits = predict_logits(model, images_to_tensor(data.test.images), 1000, preprocess)
+    accuracy = (test_logits.argmax(1).numpy() == data.test.labels).mean()
+    members_info = [
+        {"run": str(run), "arch": m.arch, "test_accuracy": m.config.get("metrics", {}).get("test_accuracy")}
+        for run, m in zip(runs, members, strict=True)
+    ]
+    metrics = {"test_accuracy": float(accuracy), "members": len(members), "voting": voting}
+    # Each file is written atomically and config.json holds the weights' sha256, so a folder caught
+    # between the two writes is refused at load; what else is in ``out`` (bagging's members/) stays.
+    save_model(
+        model,
+        out,
+        metrics=metrics,
+        preprocess=preprocess,
+        dataset={"name": "mnist", "checksums": data.checksums},
+        extra={"calibration": calibration, "members": members_info},
+    )
+    return {"out": str(out), **metrics, "calibration": calibration, "member_runs": members_info}
+
+
 def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, strips: int = 1000) -> dict:
-    """Write the ensemble folder ``out`` (replacing it only once the new one is complete)."""
+    """Write the sequence-ensemble folder ``out`` (replacing it only once the new one is complete)."""
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
         raise ConfigError(f"ensemble members need distinct folder names, got {names}")
@@ -65,10 +138,5 @@ def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, str
         "fitted_on": f"{strips} synthetic strips of validation digits",
     }
     atomic_write_json(staging / MEMBERS_FILE, {"members": names, "calibration": calibration})
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    _replace_folder(staging, out)
     return {"out": str(out), "members": names, **calibration}

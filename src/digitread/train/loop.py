@@ -123,6 +123,11 @@ def fit(
             : cfg.data.train_subset
         ]
         x_train, y_train = x_train[keep], y_train[keep]
+    if cfg.data.bootstrap:
+        # Bagging: as many images as there are, drawn with replacement; each k draws its own sample.
+        draw = torch.Generator().manual_seed(1_000_003 * cfg.data.bootstrap + tc.seed)
+        pick = torch.randint(0, len(y_train), (len(y_train),), generator=draw)
+        x_train, y_train = x_train[pick], y_train[pick]
     x_train, y_train = x_train.to(dev), y_train.to(dev)
     n = len(y_train)
     batch = min(tc.batch_size, n)
