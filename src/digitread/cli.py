@@ -235,6 +235,72 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from digitread.train.finetune import FinetuneConfig, finetune
+
+    out = Path(args.out)
+    if (out / "config.json").exists() and not args.overwrite:
+        raise DigitreadError(f"{out} already holds a model: pass --overwrite to replace it")
+    cfg = FinetuneConfig(
+        holdout=args.holdout,
+        head_epochs=args.head_epochs,
+        epochs=args.epochs,
+        head_lr=args.head_lr,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        augment=not args.no_augment,
+        replay=not args.no_replay,
+        seed=args.seed,
+    )
+
+    def log(phase: str, epoch: int, loss: float) -> None:
+        if not args.quiet:
+            total = cfg.head_epochs if phase == "head" else cfg.epochs
+            what = "head only" if phase == "head" else "all layers"
+            print(f"{what} epoch {epoch}/{total}: loss {loss:.4f}", file=sys.stderr)
+
+    result = finetune(args.base, args.samples, out, cfg, log, args.data_dir)
+    for problem in result["problems"]:
+        print(f"digitread: skipped {problem}", file=sys.stderr)
+    print(
+        f"{result['samples']} samples ({result['trained_on']} trained on, {result['held_out']} held out): "
+        f"held-out accuracy {result['holdout_accuracy_before']:.1%} -> {result['holdout_accuracy_after']:.1%}; "
+        f"saved to {out}"
+    )
+    if "test_accuracy" in result:
+        print(f"MNIST test accuracy {result['base_test_accuracy']:.2%} -> {result['test_accuracy']:.2%}")
+    elif cfg.replay:
+        print("MNIST not found (--data-dir, $DIGITREAD_DATA): trained on the samples alone, without replay")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from digitread.train.optim import validate
+    from digitread.train.tune import tune
+
+    if args.trials < 1 or (args.timeout is not None and args.timeout <= 0):
+        raise DigitreadError("--trials must be at least 1 and --timeout above 0 seconds")
+    if args.__dict__.get("train.epochs") is None:
+        args.__dict__["train.epochs"] = 3  # a short schedule per trial: settings that win early mostly win late
+    base = _resolve_run_config(args)
+    validate(base.train)
+
+    def progress(trial) -> None:
+        if not args.quiet:
+            pruned = trial.state.name == "PRUNED"
+            value = f"validation accuracy {trial.value:.4f}" if trial.value is not None else ""
+            value = f"pruned after epoch {max(trial.intermediate_values, default=0)}" if pruned else value
+            print(f"trial {trial.number}: {value}  {trial.params}", file=sys.stderr)
+
+    result = tune(base, args.out, args.trials, args.timeout, args.sampler, base.train.seed, progress)
+    print(
+        f"best of {result['trials']} trials ({result['pruned']} pruned): trial {result['trial']}, validation "
+        f"accuracy {result['val_accuracy']:.4f}, {result['best']}; recipe {args.out}/best.json "
+        f"(digitread train --recipe {args.out}/best.json), table trials.csv, plot trials.png"
+    )
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from digitread.errors import ImageError
     from digitread.inference.predictor import DigitClassifier
@@ -601,7 +667,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model on MNIST. Settings come from the defaults, then --recipe, then the flags given.",
     )
     p.add_argument("--out", required=True, help="run folder: checkpoints, history, the final model")
-    p.add_argument("--recipe", choices=list_recipes(), help="start from a named set of settings")
+    p.add_argument(
+        "--recipe",
+        metavar="NAME|FILE.json",
+        help=f"start from a named set of settings ({', '.join(list_recipes())}) or a recipe file",
+    )
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument(
         "--bagging",
@@ -773,6 +843,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL (default: $DIGITREAD_FEEDBACK_DB, else sqlite:///digitread-feedback.db)",
     )
     q.set_defaults(func=cmd_feedback_export)
+
+    p = sub.add_parser(
+        "finetune",
+        help="adapt a trained digit model to someone's handwriting or another digit data set",
+        description="Hold out some samples, train the classifier head, then every layer at a small rate, "
+        "and report accuracy on the held-out samples before and after. SAMPLES: images in subfolders "
+        "named 0-9, or a folder with labels.csv (file,label), or a folder with IDX images and labels.",
+    )
+    p.add_argument("base", help="model or run folder to start from ('default': the shipped model)")
+    p.add_argument("--samples", required=True, help="folder of labelled samples")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    p.add_argument("--holdout", type=float, default=0.25, help="share of samples held out (default: 0.25)")
+    p.add_argument("--head-epochs", type=int, default=15, help="epochs training the head alone (default: 15)")
+    p.add_argument("--epochs", type=int, default=15, help="epochs training every layer after that (default: 15)")
+    p.add_argument("--head-lr", type=float, default=3e-3, help="learning rate for the head (default: 0.003)")
+    p.add_argument("--lr", type=float, default=3e-4, help="learning rate for every layer (default: 0.0003)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="samples per step (default: 32)")
+    p.add_argument("--no-augment", action="store_true", help="no small rotations, shifts and zooms")
+    p.add_argument(
+        "--no-replay", action="store_true", help="train on the samples alone, without MNIST digits in each batch"
+    )
+    p.add_argument("--data-dir", help="MNIST folder for replay (default: $DIGITREAD_DATA, then the cache)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the hold-out split and training (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "tune",
+        help="search training settings with Optuna (TPE, pruning, resumable)",
+        description="Train the model with settings Optuna proposes, each on a short schedule (default 3 "
+        "epochs), scored by validation accuracy; poor trials are pruned. The study is kept in OUT/study.db, so "
+        "the same command resumes it. Writes OUT/best.json (a recipe), OUT/trials.csv and OUT/trials.png. "
+        "Training flags (--model, --epochs, --train-subset, ...) set what every trial shares.",
+    )
+    p.add_argument("--out", required=True, help="folder for the study, the trials and the results")
+    p.add_argument("--trials", type=int, default=20, help="trials in the study in all, resumed ones included")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    p.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe", help="(default: tpe)")
+    p.add_argument("--recipe", metavar="NAME|FILE.json", help="start every trial from this recipe")
+    p.add_argument("--quiet", action="store_true", help="no line per trial")
+    _add_config_flags(p)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="classify images that each show one digit")
     p.add_argument("run", help="model or run folder ('default': the shipped model)")

@@ -128,9 +128,21 @@ def list_recipes() -> list[str]:
 
 
 def load_recipe(name: str) -> dict[str, Any]:
-    """A recipe's settings by section; its ``notes`` and ``measured`` entries are documentation."""
+    """A recipe's settings by section: a recipe shipped in the package by name, or a recipe file (such as
+    ``digitread tune`` writes); its ``notes`` and ``measured`` entries are documentation."""
+    from pathlib import Path
+
     path = resources.files("digitread") / "recipes" / f"{name}.json"
-    if not path.is_file():
-        raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(list_recipes())}")
-    recipe = json.loads(path.read_text())
+    if name.endswith(".json"):
+        path = Path(name)
+        if not path.is_file():
+            raise ConfigError(f"recipe file {name} does not exist")
+    elif not path.is_file():
+        raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(list_recipes())} (or a .json file)")
+    try:
+        recipe = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"recipe {name}: not valid JSON ({e})") from None
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"recipe {name}: expected a JSON object of sections")
     return {k: v for k, v in recipe.items() if k in SECTIONS}
