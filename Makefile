@@ -54,6 +54,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/backends.py
 	# Batch reading of 1,000 photos: 1 and 2 processes, and a local Dask cluster.
 	$(BIN)/python bench/batch_read.py
+	# Every architecture on one short schedule, 3 seeds (about 35 minutes).
+	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/zoo.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
