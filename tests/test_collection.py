@@ -114,7 +114,8 @@ def test_a_results_file_being_written_is_not_written_by_a_second_run(tmp_path, c
     ],
 )
 def test_mistakes_are_one_line(tmp_path, capsys, args, message):
-    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "notes.txt").write_text("my notes\nno newline at the end")
     assert main(["read", str(NUMBERS[0]), *(a.format(tmp=tmp_path) for a in args)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+    assert (tmp_path / "notes.txt").read_text() == "my notes\nno newline at the end"  # a file not ours is left whole

@@ -47,7 +47,8 @@ def test_soft_voting_is_the_mean_of_the_members_probabilities(members, mnist_pat
     config = json.loads((tmp_path / "soft" / "config.json").read_text())
     assert config["arch"] == "digit_ensemble" and len(config["members"]) == 2
     assert config["metrics"]["test_accuracy"] == result["test_accuracy"] > 0.9
-    assert config["calibration"]["ece_after"] <= config["calibration"]["ece_before"]
+    # Seeds 0 and 1 held out different validation images: too few are unseen by both to calibrate on.
+    assert "calibration" not in config and result["calibration"] is None
 
 
 def test_majority_voting_and_weights(members, mnist_path, tmp_path):
@@ -58,6 +59,7 @@ def test_majority_voting_and_weights(members, mnist_path, tmp_path):
     build_digit_ensemble(members, tmp_path / "vote", voting="majority", data_dir=str(mnist_path))
     p = _probs(load_model(tmp_path / "vote"), x)
     agree = _probs(first, x).argmax(1) == _probs(load_model(members[1]), x).argmax(1)
+    assert agree.any() and (~agree).any(), "random inputs on which the two members both agree and disagree"
     assert torch.all(p.max(1).values[agree] > 0.99)  # both voted for it
     assert torch.all(p.max(1).values[~agree] < 0.51)  # one vote each: the tie broken by the mean probability
 
@@ -79,8 +81,9 @@ def test_an_ensemble_predicts_reads_and_exports_like_one_model(members, mnist_pa
 
 
 def test_members_that_cannot_vote_together_are_refused(members, mnist_path, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="one non-negative weight per member"):
-        build_digit_ensemble(members, tmp_path / "w", weights=[1, 2, 3], data_dir=str(mnist_path))
+    for weights in ([1, 2, 3], [float("nan"), 1], [-1, 2]):
+        with pytest.raises(ConfigError, match="one finite, non-negative weight per member"):
+            build_digit_ensemble(members, tmp_path / "w", weights=weights, data_dir=str(mnist_path))
     assert main(["ensemble", *map(str, members), "--weights", "1,x", "--out", str(tmp_path / "x")]) == 1
     assert "give numbers separated by commas" in capsys.readouterr().err
 
@@ -89,7 +92,11 @@ def test_bagging_trains_members_on_bootstrap_samples_and_continues_where_it_stop
     out = tmp_path / "bag"
     args = ["train", "--recipe", "smoke", "--bagging", "2", "--out", str(out), "--data-dir", str(mnist_path), "--quiet"]
     assert main(args) == 0
-    assert load_model(out).arch == "digit_ensemble"
+    ensemble = load_model(out)
+    assert ensemble.arch == "digit_ensemble"
+    # Bagging's members share one validation split: the ensemble is calibrated on all of it.
+    calibration = ensemble.config["calibration"]
+    assert calibration["fitted_on"].startswith("1000 validation images") and calibration["temperature"] > 0
     configs = [json.loads((out / "members" / k / "train_config.json").read_text()) for k in ("1", "2")]
     assert [c["data"]["bootstrap"] for c in configs] == [1, 2] and configs[0]["train"]["seed"] != configs[1]["train"][
         "seed"

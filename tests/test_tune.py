@@ -30,7 +30,9 @@ def test_a_search_writes_a_recipe_a_table_and_a_plot_and_resumes(mnist_path, tmp
     # The recipe trains as it is: the winner's settings from the file.
     recipe = load_recipe(str(out / "best.json"))
     assert recipe["train"]["lr"] == best["train"]["lr"]
-    assert main(["train", "--recipe", str(out / "best.json"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "epochs" not in best["train"] and "data" not in best  # not the trials' short schedule and subset
+    run = ["train", "--recipe", str(out / "best.json"), "--out", str(tmp_path / "run"), "--data-dir", str(mnist_path)]
+    assert main([*run, "--epochs", "1", "--train-subset", "1000", "--quiet"]) == 0
     # The same command with more trials goes on from the study in study.db.
     assert main([*args[:2], "4", *args[3:]]) == 0
     assert _trials(out) == 4

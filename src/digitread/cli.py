@@ -400,9 +400,15 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         weights = _weights(args.weights, len(args.runs))
         result = build_digit_ensemble([Path(r) for r in args.runs], Path(args.out), args.voting, weights, args.data_dir)
         cal = result["calibration"]
+        calibrated = (
+            f"calibration error {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} on {cal['fitted_on']}"
+            if cal
+            else "not calibrated: the members were validated on different images, and too few are held out by "
+            "all of them (train members with the same --seed split, or with --bagging)"
+        )
         print(
             f"{len(args.runs)} models, {args.voting} voting -> {result['out']}: test accuracy "
-            f"{result['test_accuracy']:.4f}; calibration error {cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
+            f"{result['test_accuracy']:.4f}; {calibrated}"
         )
         return 0
     if args.voting != "soft" or args.weights:

@@ -85,6 +85,7 @@ class MnistData:
     test: DigitDataset
     source: Path
     checksums: dict[str, str]  # file name -> md5 of decompressed content
+    split: dict = field(default_factory=dict)  # {"val_size", "seed"}: which images validation holds
 
 
 def default_cache_dir() -> Path:
@@ -230,4 +231,4 @@ def load_mnist(
         raise DataError(f"validation size {val_size} must be 0 or between 10 and {len(train) - 10}")
     train_idx, val_idx = stratified_split(train.labels, val_size, seed)
     val = train.subset(val_idx) if val_size else None
-    return MnistData(train.subset(train_idx), val, test, directory, checksums)
+    return MnistData(train.subset(train_idx), val, test, directory, checksums, {"val_size": val_size, "seed": seed})

@@ -23,6 +23,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -52,15 +53,17 @@ class ResultsFile:
             self._file.close()
             message = "another digitread read is writing to it; wait for it or choose another --out"
             raise DigitreadError(f"{self.path}: {message}") from None
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self._file.close()  # and with it the lock
+            raise
         return self
 
     def _load(self) -> None:
         self._file.seek(0)
         data = self._file.read()
         whole = data.rfind(b"\n") + 1
-        if whole < len(data):
-            self._file.truncate(whole)  # a row cut off by a crash: dropped, and its image read again
         for number, line in enumerate(data[:whole].splitlines(), 1):
             try:
                 self.done.add(json.loads(line)["source"])
@@ -68,6 +71,8 @@ class ResultsFile:
                 raise DigitreadError(
                     f"{self.path}: line {number} is not a digitread result; choose another --out"
                 ) from None
+        if whole < len(data):  # checked to be a results file first: nothing else is ever cut
+            self._file.truncate(whole)  # a row cut off by a crash: dropped, and its image read again
 
     def append(self, row: dict) -> None:
         self._file.write((json.dumps(row) + "\n").encode())
@@ -85,18 +90,19 @@ class ResultsFile:
 
 # ---- the worker side: one reader per process, loaded on first use ----
 
-_READER = None
+_READERS: dict[str, object] = {}
 
 
 def _reader(options: dict, threads: int):
-    global _READER
-    if _READER is None:
+    key = json.dumps(options, sort_keys=True, default=str)
+    if key not in _READERS:
         from digitread.inference.reader import DigitReader
         from digitread.runtime import set_threads
 
         set_threads(threads)
-        _READER = DigitReader.from_pretrained(**options)
-    return _READER
+        _READERS.clear()  # one reader per process: the models of another run are not kept
+        _READERS[key] = DigitReader.from_pretrained(**options)
+    return _READERS[key]
 
 
 def read_chunk(paths: list[str], options: dict, threads: int, pictures: dict[str, str] | None = None) -> list[dict]:
@@ -113,6 +119,8 @@ def read_chunk(paths: list[str], options: dict, threads: int, pictures: dict[str
             names.append(path)
         except ImageError as e:
             rows[path] = {"source": path, "error": str(e)}
+        except OSError as e:  # unreadable (permissions, a vanished file, an I/O error): a row, not the end
+            rows[path] = {"source": path, "error": f"{path}: {e.strerror or e}"}
     try:
         readings = reader.read_many(loaded, names)
     except Exception:  # noqa: BLE001 - one image breaking the batch must not cost the others: read each alone
@@ -134,7 +142,10 @@ def read_chunk(paths: list[str], options: dict, threads: int, pictures: dict[str
             from digitread.inference.annotate import annotate
 
             _, png = cv2.imencode(".png", annotate(gray, reading))
-            atomic_write_bytes(pictures[name], png.tobytes())
+            try:
+                atomic_write_bytes(pictures[name], png.tobytes())
+            except OSError as e:  # the reading stands; the picture's failure is said in its row
+                rows[name]["annotation_error"] = f"{pictures[name]}: {e.strerror or e}"
     return [rows[p] for p in paths]
 
 
@@ -172,7 +183,13 @@ def _run_local(chunks, jobs: int, options: dict, pictures: dict) -> Iterator[lis
                 return
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                yield future.result()
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    raise DigitreadError(
+                        "a worker process died (out of memory?); the rows so far are kept: run the same "
+                        "command again to go on, with fewer --jobs"
+                    ) from None
 
 
 def _run_dask(chunks, jobs: int, options: dict, pictures: dict, scheduler: str | None) -> Iterator[list[dict]]:
@@ -184,20 +201,29 @@ def _run_dask(chunks, jobs: int, options: dict, pictures: dict, scheduler: str |
     if scheduler is None:  # a cluster on this machine: the same code path a real cluster takes
         cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None)
     threads = 1 if cluster is not None else 0  # on a real cluster each worker keeps its own core count
-    with Client(cluster or scheduler) as client:
-        todo = iter(chunks)
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        window = as_completed()
-        for chunk in (next(todo, None) for _ in range(2 * workers)):
-            if chunk is not None:
-                window.add(client.submit(read_chunk, chunk, options, threads, _only(pictures, chunk), pure=False))
-        for future in window:
-            yield future.result()
-            chunk = next(todo, None)
-            if chunk is not None:
-                window.add(client.submit(read_chunk, chunk, options, threads, _only(pictures, chunk), pure=False))
-    if cluster is not None:
-        cluster.close()
+    try:
+        with Client(cluster or scheduler) as client:
+            todo = iter(chunks)
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            window = as_completed()
+            for chunk in (next(todo, None) for _ in range(2 * workers)):
+                if chunk is not None:
+                    window.add(client.submit(read_chunk, chunk, options, threads, _only(pictures, chunk), pure=False))
+            for future in window:
+                try:
+                    rows = future.result()
+                except Exception as e:  # noqa: BLE001 - a lost worker or scheduler (KilledWorker, CancelledError...)
+                    raise DigitreadError(
+                        f"the Dask cluster failed ({type(e).__name__}: {e}); the rows so far are kept: run the "
+                        "same command again to go on"
+                    ) from None
+                yield rows
+                chunk = next(todo, None)
+                if chunk is not None:
+                    window.add(client.submit(read_chunk, chunk, options, threads, _only(pictures, chunk), pure=False))
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def _only(pictures: dict, chunk: list[str]) -> dict[str, str]:

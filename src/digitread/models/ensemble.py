@@ -4,6 +4,8 @@ is a model folder: it loads, evaluates, predicts, reads, serves and exports like
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -25,8 +27,11 @@ class DigitEnsemble(nn.Module):
         if len(members) < 2:
             raise ValueError("an ensemble needs at least two members")
         weights = [1.0] * len(members) if weights is None else [float(w) for w in weights]
-        if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"need one non-negative weight per member ({len(members)}), not all zero; got {weights}")
+        finite = all(math.isfinite(w) for w in weights)
+        if len(weights) != len(members) or not finite or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(
+                f"need one finite, non-negative weight per member ({len(members)}), not all zero; got {weights}"
+            )
         self.members = nn.ModuleList(create_model(m["arch"], **m["model_args"]) for m in members)
         self.voting = voting
         self.num_classes = num_classes

@@ -10,6 +10,7 @@ NCCL on GPUs), and only rank 0 logs, evaluates, writes checkpoints and the model
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -103,6 +104,15 @@ def gather(obj, group: Group) -> list:
     out: list = [None] * group.world
     dist.all_gather_object(out, obj)
     return out
+
+
+def worst(loss: float, group: Group) -> float:
+    """``loss`` if every process's loss is finite, else NaN on every process (so all stop at once)."""
+    if not group.active:
+        return loss
+    flag = torch.tensor([0.0 if math.isfinite(loss) else 1.0])
+    dist.all_reduce(flag)
+    return loss if flag.item() == 0 else math.nan
 
 
 def barrier(group: Group) -> None:

@@ -77,11 +77,13 @@ def build_digit_ensemble(
         slot.load_state_dict(member.state_dict())
     model.eval()
 
-    data = load_mnist(data_dir)
-    val_logits = predict_logits(model, images_to_tensor(data.val.images), 1000, preprocess)
-    calibration = calibration_entry(
-        val_logits, torch.from_numpy(data.val.labels), f"validation split ({len(data.val)} images)"
-    )
+    data = load_mnist(data_dir, val_size=0)  # all 60,000 training images, in file order
+    held = _held_out_by_all(members, data.train.labels)
+    calibration = None
+    if len(held) >= MIN_CALIBRATION_IMAGES:
+        logits = predict_logits(model, images_to_tensor(data.train.images[held]), 1000, preprocess)
+        labels = torch.from_numpy(data.train.labels[held])
+        calibration = calibration_entry(logits, labels, f"{len(held)} validation images no member trained on")
     test_logits = predict_logits(model, images_to_tensor(data.test.images), 1000, preprocess)
     accuracy = (test_logits.argmax(1).numpy() == data.test.labels).mean()
     members_info = [
@@ -97,9 +99,33 @@ def build_digit_ensemble(
         metrics=metrics,
         preprocess=preprocess,
         dataset={"name": "mnist", "checksums": data.checksums},
-        extra={"calibration": calibration, "members": members_info},
+        extra={**({"calibration": calibration} if calibration else {}), "members": members_info},
     )
     return {"out": str(out), **metrics, "calibration": calibration, "member_runs": members_info}
+
+
+MIN_CALIBRATION_IMAGES = 500
+
+
+def _held_out_by_all(members, labels: np.ndarray) -> np.ndarray:
+    """Indices of the MNIST training images that every member held out for validation: a temperature
+    fitted on images a member trained on would make the ensemble overconfident."""
+    from digitread.data.mnist import stratified_split
+
+    held = None
+    for member in members:
+        split = member.config.get("dataset", {}).get("split")
+        if not split:  # runs from before the split was recorded: the seed and size they were trained with
+            settings = member.config.get("train", {})
+            split = {
+                "val_size": settings.get("data", {}).get("val_size", 0),
+                "seed": settings.get("train", {}).get("seed"),
+            }
+        if not split.get("val_size") or split.get("seed") is None:
+            return np.array([], np.int64)
+        _, val = stratified_split(labels, split["val_size"], split["seed"])
+        held = set(val.tolist()) if held is None else held & set(val.tolist())
+    return np.array(sorted(held or ()), np.int64)
 
 
 def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, strips: int = 1000) -> dict:

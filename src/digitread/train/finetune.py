@@ -75,7 +75,9 @@ def _split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.
     if n - held < 1:
         raise DataError(f"{n} samples are too few to hold {held} out and still train; bring more")
     counts = np.bincount(labels, minlength=10)
-    stratify = labels if counts[counts > 0].min() >= 2 and held >= (counts > 0).sum() else None
+    classes = int((counts > 0).sum())
+    # sklearn can stratify only with at least one sample of each class on each side
+    stratify = labels if counts[counts > 0].min() >= 2 and held >= classes and n - held >= classes else None
     train, hold = train_test_split(np.arange(n), test_size=held, stratify=stratify, random_state=seed)
     return np.sort(train), np.sort(hold)
 

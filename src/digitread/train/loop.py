@@ -167,6 +167,9 @@ def fit(
             raise ConfigError(
                 f"{out_dir} was trained by {len(saved.get('generators', [None]))} process(es): resume it with as many"
             )
+        if not group.active and "generator" not in saved:
+            processes = len(saved.get("generators", []))
+            raise ConfigError(f"{out_dir} was trained by {processes} processes: resume it under torchrun with as many")
         gen.set_state(saved["generators"][group.rank] if group.active else saved["generator"])
         logger.message(f"resuming {out_dir} after epoch {run.epoch} (step {run.step})")
 
@@ -223,6 +226,8 @@ def fit(
             seen += len(idx)
             if i % 25 == 0 or i == steps_per_epoch - 1:
                 running = (loss_sum / seen).item()
+                # Every process stops together: one that stopped alone would leave the others waiting.
+                running = distributed.worst(running, group)
                 check_finite(running, epoch, run.step, tc.lr, out_dir)
                 bar.set_postfix(loss=f"{running:.4f}", acc=f"{(correct / seen).item():.4f}", refresh=False)
                 logger.log_scalars(run.step, {"loss": loss.item(), "lr": schedule.get_last_lr()[0]})
@@ -280,7 +285,13 @@ def fit(
         model.cpu(),
         out_dir,
         metrics=metrics,
-        dataset={"name": "mnist", "checksums": data.checksums, "train_images": n, "val_images": len(data.val or [])},
+        dataset={
+            "name": "mnist",
+            "checksums": data.checksums,
+            "train_images": n,
+            "val_images": len(data.val or []),
+            "split": data.split,  # an ensemble calibrates on images none of its members trained on
+        },
         extra={"train": cfg.to_dict(), **({"calibration": calibration} if calibration else {})},
     )
     logger.message(

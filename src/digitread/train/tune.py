@@ -87,7 +87,7 @@ def tune(
         raise ConfigError("digitread tune needs Optuna: pip install 'digitread[tune]'") from None
     from digitread.data.mnist import load_mnist
     from digitread.models import create_model
-    from digitread.train.loop import fit, seed_everything
+    from digitread.train.loop import TrainingDiverged, fit, seed_everything
 
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose {', '.join(SAMPLERS)}")
@@ -127,7 +127,8 @@ def tune(
     remaining = max(0, trials - done)
     callbacks = [lambda study, trial: progress(trial)] if progress else []
     if remaining:
-        study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, catch=())
+        # A diverging trial (a learning rate too high) fails alone; the search goes on.
+        study.optimize(objective, n_trials=remaining, timeout=timeout, callbacks=callbacks, catch=(TrainingDiverged,))
     return write_results(study, base, out)
 
 
@@ -142,9 +143,23 @@ def write_results(study, base: RunConfig, out: Path) -> dict[str, Any]:
     recipe = {
         "notes": f"found by digitread tune ({len(study.trials)} trials, best validation accuracy {best.value:.4f})",
         "measured": f"validation accuracy {best.value:.4f} after {cfg.train.epochs} epochs (trial {best.number})",
-        "train": {k: v for k, v in cfg.to_dict()["train"].items() if k not in ("seed",)},
-        "data": cfg.to_dict()["data"],
-        "augment": cfg.to_dict()["augment"],
+        # The model and what was searched, with the optimizer and schedule they were found with; not the
+        # trials' short schedule or subset (set --epochs and the data when training with it).
+        "train": {
+            "model": cfg.train.model,
+            "optimizer": cfg.train.optimizer,
+            "schedule": cfg.train.schedule,
+            **{
+                k: getattr(cfg.train, k)
+                for k in ("lr", "weight_decay", "dropout", "label_smoothing", "batch_size")
+                if k in best.params
+            },
+        },
+        **(
+            {"augment": {k: getattr(cfg.augment, k) for k in ("rotate", "translate", "scale")}}
+            if "augment" in best.params
+            else {}
+        ),
     }
     atomic_write_json(out / "best.json", recipe)
 
