@@ -39,7 +39,7 @@ from digitread.data.mnist import load_mnist  # noqa: E402
 from digitread.data.tensors import images_to_tensor  # noqa: E402
 from digitread.inference.predictor import DigitClassifier  # noqa: E402
 from digitread.models import count_parameters  # noqa: E402
-from digitread.runtime import predict_logits, set_threads  # noqa: E402
+from digitread.runtime import available_cores, predict_logits, set_threads  # noqa: E402
 from digitread.train.loop import fit, seed_everything  # noqa: E402
 
 # result name -> (recipe, settings changed for this run)
@@ -65,7 +65,7 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     memory_gb = None
     with contextlib.suppress(ValueError, OSError):
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)

@@ -64,6 +64,23 @@ def mnist(mnist_path):
     return load_mnist(mnist_path, val_size=5000, seed=0)
 
 
+# ---- made-up files ----
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG header claiming ``width`` x ``height``, with pixel data for one row at most."""
+
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    one_row = zlib.compress(b"\x00" + b"\xff" * min(width, 64))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", one_row) + chunk(b"IEND", b"")
+
+
 # ---- what every reading must be, whatever the input ----
 
 

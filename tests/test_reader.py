@@ -112,26 +112,15 @@ def test_degenerate_image_sizes_give_a_reading_not_a_crash(reader, shape):
 
 
 def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
-    import struct
-    import zlib
+    from conftest import png_header_only
 
     from digitread.errors import ImageError
     from digitread.inference.io import load_image
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     # A valid PNG header claiming 8,000 x 7,000 pixels (56 M: over digitread's limit, under Pillow's own
     # bomb check), with almost no data behind it: refused from the header, nothing decoded.
-    header = struct.pack(">IIBBBBB", 8_000, 7_000, 8, 0, 0, 0, 0)
-    png = (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 10))
-        + chunk(b"IEND", b"")
-    )
     with pytest.raises(ImageError, match="over the limit"):
-        load_image(png)
+        load_image(png_header_only(8_000, 7_000))
 
 
 def test_zero_size_and_blank_single_digit_images_are_named_errors(tmp_path):

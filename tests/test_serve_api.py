@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from conftest import png_header_only
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -49,17 +48,6 @@ def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A valid PNG header claiming ``width`` x ``height``, with pixel data for one row at most."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    one_row = zlib.compress(b"\x00" + b"\xff" * min(width, 64))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", one_row) + chunk(b"IEND", b"")
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict:

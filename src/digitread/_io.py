@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of either), and reading
+JSON objects back with an error that names what they are."""
 
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def read_json_object(path, error: type[Exception], what: str) -> dict:
+    """The JSON object in ``path`` (a Path or a package resource); ``error(message)`` naming ``what`` if it
+    is not valid JSON or not an object."""
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{what}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise error(f"{what}: expected a JSON object")
+    return obj
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

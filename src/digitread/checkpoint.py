@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from digitread._io import atomic_write, atomic_write_json
+from digitread._io import atomic_write, atomic_write_json, read_json_object
 from digitread.errors import ConfigError, ModelFileError
 
 FORMAT_VERSION = 1
@@ -93,12 +93,7 @@ def read_model_config(directory: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"model folder {directory} does not exist")
     if not path.is_file():
         raise ModelFileError(f"{directory} is not a model folder: {CONFIG_FILE} is missing")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFileError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{path}: expected a JSON object")
+    config = read_json_object(path, ModelFileError, str(path))
     for key in ("format_version", "arch", "model_args"):
         if key not in config:
             raise ModelFileError(f"{path}: missing {key!r}")

@@ -508,11 +508,10 @@ def _require_existing_sqlite(url: str) -> None:
         raise DigitreadError(f"no feedback database at {parsed.database}; pass --db with the server's URL")
 
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
-
 def _expand(paths: list[str]) -> list[Path]:
     """Files as given, and the images inside folders (recursively, sorted)."""
+    from digitread.inference.io import IMAGE_SUFFIXES
+
     files = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -557,15 +556,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         raise DigitreadError(f"no images found in {' '.join(args.images)}")
     if args.out or args.jobs > 1 or args.engine != "local" or args.scheduler:
         return _read_collection(args, files)
-    reader = DigitReader.from_pretrained(
-        args.model,
-        sequence_path=args.sequence_model,
-        decoder=args.decoder,
-        mode=args.mode,
-        min_confidence=args.min_confidence,
-        one_number=args.one_number,
-        backend=args.backend,
-    )
+    reader = DigitReader.from_pretrained(**_reader_options(args))
     annotate_dir = Path(args.annotate) if args.annotate else None
     pictures = _annotation_paths(files, annotate_dir) if annotate_dir else {}
     failed, rows = 0, []
@@ -617,15 +608,7 @@ def _read_collection(args: argparse.Namespace, files: list[Path]) -> int:
         raise DigitreadError("--jobs, --engine and --scheduler write their rows to a file: add --out RESULTS.jsonl")
     if args.scheduler and args.engine != "dask":
         raise DigitreadError("--scheduler names a Dask scheduler: add --engine dask")
-    options = {
-        "path": args.model,
-        "sequence_path": args.sequence_model,
-        "decoder": args.decoder,
-        "mode": args.mode,
-        "min_confidence": args.min_confidence,
-        "one_number": args.one_number,
-        "backend": args.backend,
-    }
+    options = _reader_options(args)
     pictures = _annotation_paths(files, Path(args.annotate)) if args.annotate else None
 
     def bar(total: int, done: int):  # with the rate and the time left, from what this run reads
@@ -638,6 +621,26 @@ def _read_collection(args: argparse.Namespace, files: list[Path]) -> int:
         file=sys.stderr,
     )
     return EXIT_ERROR if summary.failed else 0
+
+
+def _add_recipe_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    """--recipe: a recipe shipped in the package by name, or a recipe file such as `tune` writes."""
+    parser.add_argument(
+        "--recipe", metavar="NAME|FILE.json", help=f"{what}: {', '.join(list_recipes())}, or a recipe file"
+    )
+
+
+def _reader_options(args: argparse.Namespace) -> dict:
+    """DigitReader.from_pretrained's settings from read's flags."""
+    return {
+        "path": args.model,
+        "sequence_path": args.sequence_model,
+        "decoder": args.decoder,
+        "mode": args.mode,
+        "min_confidence": args.min_confidence,
+        "one_number": args.one_number,
+        "backend": args.backend,
+    }
 
 
 def _add_backend_flag(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
@@ -673,11 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model on MNIST. Settings come from the defaults, then --recipe, then the flags given.",
     )
     p.add_argument("--out", required=True, help="run folder: checkpoints, history, the final model")
-    p.add_argument(
-        "--recipe",
-        metavar="NAME|FILE.json",
-        help=f"start from a named set of settings ({', '.join(list_recipes())}) or a recipe file",
-    )
+    _add_recipe_flag(p, "start from these settings")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument(
         "--bagging",
@@ -758,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
         "versions, with the augmentation of --recipe and the --aug-* flags given, into a PNG grid.",
     )
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--recipe", choices=list_recipes(), help="take the augmentation settings of this recipe")
+    _add_recipe_flag(p, "take the augmentation settings of this recipe")
     p.add_argument("--count", type=_positive_int, default=10, help="digits, one per row (default: 10)")
     p.add_argument("--variants", type=_positive_int, default=8, help="augmented versions of each (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -888,7 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=20, help="trials in the study in all, resumed ones included")
     p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
     p.add_argument("--sampler", choices=["tpe", "random", "grid"], default="tpe", help="(default: tpe)")
-    p.add_argument("--recipe", metavar="NAME|FILE.json", help="start every trial from this recipe")
+    _add_recipe_flag(p, "start every trial from these settings")
     p.add_argument("--quiet", action="store_true", help="no line per trial")
     _add_config_flags(p)
     p.set_defaults(func=cmd_tune)

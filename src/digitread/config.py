@@ -5,11 +5,11 @@ settings are saved beside every run, and a recipe file (see ``recipes/``) is a p
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from digitread._io import read_json_object
 from digitread.errors import ConfigError
 
 
@@ -139,10 +139,5 @@ def load_recipe(name: str) -> dict[str, Any]:
             raise ConfigError(f"recipe file {name} does not exist")
     elif not path.is_file():
         raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(list_recipes())} (or a .json file)")
-    try:
-        recipe = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"recipe {name}: not valid JSON ({e})") from None
-    if not isinstance(recipe, dict):
-        raise ConfigError(f"recipe {name}: expected a JSON object of sections")
+    recipe = read_json_object(path, ConfigError, f"recipe {name}")
     return {k: v for k, v in recipe.items() if k in SECTIONS}

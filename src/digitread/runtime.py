@@ -18,10 +18,15 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def available_cores() -> int:
+    """The cores this process may use (containers often see more CPUs than they get)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def set_threads(threads: int = 0) -> None:
     # PyTorch defaults to one thread per physical core; honour an explicit choice, and cap at the
-    # cores this process may use (containers often see more CPUs than they get).
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # cores this process may use.
+    available = available_cores()
     torch.set_num_threads(max(1, min(threads or available, available)))
 
 

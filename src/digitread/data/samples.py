@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from digitread.errors import DataError, ImageError
+from digitread.inference.io import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 MAX_SAMPLES = 200_000  # a person's samples, or a digit data set; refuse anything stranger before reading it
 
 

@@ -160,8 +160,9 @@ class Summary:
 
 
 def _threads_per_worker(jobs: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // jobs)
+    from digitread.runtime import available_cores
+
+    return max(1, available_cores() // jobs)
 
 
 def _run_local(chunks, jobs: int, options: dict, pictures: dict) -> Iterator[list[dict]]:

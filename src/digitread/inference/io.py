@@ -17,6 +17,8 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 # The formats phones, scanners and browsers make. Pillow knows more (EPS, PSD, ...), and some of them
 # hand the file to outside programs (EPS to Ghostscript): those are refused before any decoding.
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")  # JPEG covers the MPO files phones make
+# The file names those formats go by, for picking images out of a folder.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 
 ImageInput = str | Path | bytes | np.ndarray | Image.Image
 

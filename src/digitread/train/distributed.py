@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from digitread.errors import ConfigError
+from digitread.runtime import available_cores
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,7 @@ def threads_for(group: Group, threads: int) -> int:
     """CPU threads per process: the cores shared out among the processes on this machine, unless set."""
     if threads or not group.active:
         return threads
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // group.local_world)
+    return max(1, available_cores() // group.local_world)
 
 
 def share_of_batch(batch: int, group: Group) -> int:
