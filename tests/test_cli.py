@@ -147,3 +147,16 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path):
     result = _run("read", str(EXAMPLES[0]), "--annotate", str(blocker))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_init_starts_from_a_trained_model_and_refuses_another_architecture(trained_run, mnist_path, tmp_path):
+    # Two batches at a tiny rate: from scratch that is a guess (about 10%); from the trained weights it
+    # keeps their accuracy. Pen-drawn digits join the training set.
+    args = ["train", "--recipe", "smoke", "--data-dir", str(mnist_path), "--quiet", "--limit-batches", "2"]
+    args += ["--lr", "1e-6", "--pen-digits", "500"]
+    assert main([*args, "--init", str(trained_run), "--out", str(tmp_path / "warm")]) == 0
+    assert main([*args, "--out", str(tmp_path / "cold")]) == 0
+    warm, cold = (json.loads((tmp_path / n / "config.json").read_text())["metrics"] for n in ("warm", "cold"))
+    assert warm["test_accuracy"] > 0.9 > cold["test_accuracy"] + 0.3
+    result = _run("train", "--init", "default", "--model", "cnn_small", "--out", str(tmp_path / "x"))
+    assert result.returncode == 1 and "weights do not match" in result.stderr and "Traceback" not in result.stderr

@@ -43,7 +43,7 @@ def test_finetuning_reads_the_persons_held_out_samples_better_and_keeps_mnist(my
     assert main([*args, "--quiet"]) == 0
     metrics = json.loads((out / "config.json").read_text())["metrics"]
     assert metrics["held_out"] == 50 and metrics["trained_on"] == 150 and metrics["replay"]
-    # Measured: 70% -> 96% on the held-out samples; MNIST test 99.64% -> 98.96%.
+    # Measured: 70% -> 96% on the held-out samples; MNIST test 99.55% -> 99.07%.
     assert metrics["holdout_accuracy_after"] >= metrics["holdout_accuracy_before"] + 0.15, metrics
     assert metrics["test_accuracy"] >= 0.98, metrics
     assert "held-out accuracy" in capsys.readouterr().out

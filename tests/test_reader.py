@@ -46,6 +46,24 @@ def test_light_ink_on_a_dark_board_reads_like_dark_ink_on_paper(reader):
     assert reader.read(255 - image).text == reader.read(image).text
 
 
+def test_a_scan_whose_black_margin_outweighs_the_paper_reads_the_writing(reader):
+    # A scanner's black margin beside a narrow strip of page: the paper is under half the image, so
+    # "the background is what most pixels are" would take the margin for the board and the paper for ink.
+    image = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
+    rng = np.random.default_rng(1)
+    margin = np.clip(rng.normal(12, 4, (image.shape[0], int(1.4 * image.shape[1]))), 0, 255).astype(np.uint8)
+    assert reader.read(np.hstack([margin, image])).text == reader.read(image).text == _expected(NUMBERS[0])
+
+
+def test_thick_chalk_filling_a_tight_crop_is_still_light_ink_on_a_board():
+    from digitread.inference.preprocess import ink_is_dark
+
+    board = np.full((60, 50), 40, np.uint8)
+    cv2.putText(board, "0", (2, 55), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 230, 11)  # a third of the crop is chalk
+    assert not ink_is_dark(board)
+    assert ink_is_dark(255 - board)
+
+
 def test_a_blank_page_gives_an_empty_reading(reader):
     for blank in (np.full((200, 300), 230, np.uint8), np.random.default_rng(0).normal(200, 3, (200, 300))):
         reading = reader.read(np.clip(blank, 0, 255).astype(np.uint8))

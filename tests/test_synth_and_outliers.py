@@ -32,3 +32,18 @@ def test_outliers_are_normalised_fields_of_fragments_and_pairs():
     assert out.shape == (40, 28, 28) and out.dtype == np.uint8
     assert (out.reshape(40, -1).max(1) > 0).all()
     assert np.array_equal(out, make_outliers(images, 40, seed=0))
+
+
+def test_pen_digits_are_seeded_labelled_fields_that_a_digit_model_reads():
+    from digitread.data.pen_digits import STYLES, make_pen_digits
+    from digitread.inference.predictor import DigitClassifier
+
+    images, labels = make_pen_digits(600, seed=5)
+    assert images.shape == (600, 28, 28) and images.dtype == np.uint8
+    assert np.array_equal(np.bincount(labels), np.full(10, 60)) and set(STYLES) == set(range(10))
+    assert (images.reshape(600, -1).max(1) >= 180).all()  # strong strokes on black, as MNIST
+    again, _ = make_pen_digits(600, seed=5)
+    assert np.array_equal(images, again) and not np.array_equal(images, make_pen_digits(600, seed=6)[0])
+    # The drawings are digits: a model trained on MNIST (and pen digits) reads nearly all of them.
+    read = DigitClassifier.from_pretrained().probabilities(images).argmax(1)
+    assert (read == labels).mean() >= 0.9

@@ -135,6 +135,12 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
     return model.to(device).eval()
 
 
+def load_weights_into(model: nn.Module, directory: str | Path) -> None:
+    """Copy the weights of the model saved in ``directory`` into ``model`` (the same architecture):
+    the start of a run that fine-tunes a trained model on new data (``train --init``)."""
+    _load_state_strict(model, load_model(directory).state_dict(), Path(directory) / WEIGHTS_FILE)
+
+
 def _load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

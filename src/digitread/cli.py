@@ -96,7 +96,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+    from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights_into
     from digitread.data.mnist import load_mnist
     from digitread.models import create_model
     from digitread.train import distributed
@@ -148,11 +148,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                     shutil.rmtree(out / name, ignore_errors=True)
         cfg = _resolve_run_config(args)
     validate(cfg.train)
-    if cfg.data.train_subset < 0:
-        raise DigitreadError(f"train subset cannot be negative, got {cfg.data.train_subset}")
+    for name in ("train_subset", "pen_digits"):
+        if getattr(cfg.data, name) < 0:
+            raise DigitreadError(f"{name.replace('_', ' ')} cannot be negative, got {getattr(cfg.data, name)}")
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast
+    if cfg.train.init and not args.resume:
+        from digitread.inference.predictor import resolve_model_dir
+
+        load_weights_into(model, resolve_model_dir(cfg.train.init))
     model_task = getattr(model, "task", "digits")
     if model_task != cfg.train.task:
         raise DigitreadError(

@@ -22,6 +22,10 @@ class DataConfig:
         default=0,
         metadata={"help": "train on the k-th bootstrap sample of the training set, drawn with replacement (0: off)"},
     )
+    pen_digits: int = field(
+        default=0,
+        metadata={"help": "add this many digits drawn in the pen styles MNIST lacks (data/pen_digits.py) to training"},
+    )
 
 
 @dataclass
@@ -50,6 +54,10 @@ class TrainConfig:
         default="digits", metadata={"help": "digits (one digit per image) or strings (whole numbers, CTC)"}
     )
     model: str = field(default="cnn", metadata={"help": "registered model name (see `digitread models`)"})
+    init: str | None = field(
+        default=None,
+        metadata={"help": "start from the weights of this model folder (same model): fine-tune it on new data"},
+    )
     epochs: int = field(default=10, metadata={"help": "passes over the training set"})
     batch_size: int = field(default=256, metadata={"help": "images per training step"})
     optimizer: str = field(default="adamw", metadata={"help": "adam, adamw, rmsprop or sgd"})

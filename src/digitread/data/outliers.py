@@ -50,8 +50,9 @@ def _pair(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray 
     return canvas
 
 
-# Letters with no digit look-alike (no o/O for 0, l/I for 1, s/S for 5, z/Z for 2, b for 6, g/q for 9, B for 8).
-LETTERS = "acefhkmnprtuvwxyACEFHKLMNPRUVWXY"
+# Letters with no digit look-alike (no o/O for 0, l/I for 1, s/S for 5, z/Z for 2, b for 6, g/q/p/P for 9
+# (a 9 whose stem hangs from the bottom of its loop is a P), B for 8).
+LETTERS = "acefhkmnrtuvwxyACEFHKLMNRUVWXY"
 _FONTS = (
     cv2.FONT_HERSHEY_SIMPLEX,
     cv2.FONT_HERSHEY_DUPLEX,

@@ -2,9 +2,11 @@
 
 Steps, each for a reason:
 - polarity: the background is whatever most pixels are (paper or board), so the side of Otsu's
-  threshold holding most pixels is background; dark ink on light paper is inverted.
+  threshold holding most pixels is background (when that is close, the light side is paper if it
+  is solid, not strokes); dark ink on light paper is inverted.
 - even lighting: a white top-hat (ink minus its morphological opening) removes shadows, gradients
-  and paper texture wider than a pen stroke.
+  and paper texture wider than a pen stroke; background nearly as dark as ink (a scanner's black
+  margin) is left out altogether.
 - binarise: Otsu on the top-hat, with a floor so that a blank page's noise is not called ink.
 - ruled lines: horizontal and vertical runs far longer than a digit are found by opening with long
   thin kernels and removed from the mask (underlines, grid lines, page and scanner edges).
@@ -24,6 +26,8 @@ import numpy as np
 MAX_SIDE = 1024
 MIN_SIDE = 64
 MIN_CONTRAST = 24  # grey levels between ink and paper below which nothing is called ink
+# Background this far from the paper's level towards full ink (0-1) is no paper: not read (``_solid``).
+SOLID = 0.7
 
 
 @dataclass
@@ -74,9 +78,22 @@ def _working_size(gray: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, floa
 
 
 def ink_is_dark(gray: np.ndarray) -> bool:
-    """True when the background is lighter than the ink (pen on paper), False for chalk on a board."""
+    """True when the background is lighter than the ink (pen on paper), False for chalk on a board.
+
+    The background is the side of Otsu's threshold holding most pixels, unless that is in doubt: a scan
+    with a black margin or the dark beyond the page's edge can leave the paper under half the image
+    (while the ink of a chalk board is rarely a quarter of it). Between a quarter and a half, the light
+    side is paper if its largest piece is solid, mostly kept by an opening far wider than a pen stroke;
+    chalk strokes are not."""
     _, light = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return cv2.countNonZero(light) >= 0.5 * light.size
+    share = cv2.countNonZero(light) / light.size
+    if share >= 0.5 or share < 0.25:
+        return share >= 0.5
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
+    largest = np.where(labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), 255, 0).astype(np.uint8)
+    k = int(np.clip(min(gray.shape) // 6, 9, 61)) | 1
+    solid = cv2.morphologyEx(largest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k, 2 * k)))
+    return cv2.countNonZero(solid) >= 0.5 * cv2.countNonZero(largest)
 
 
 def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarray:
@@ -135,21 +152,31 @@ def estimate_slant(mask: np.ndarray) -> float:
     return float(SHEARS[int(np.argmax(scores))])
 
 
-def _top_hat(ink: np.ndarray, k: int) -> np.ndarray:
-    """``ink`` minus its morphological opening with a ``k``-wide disc (the background without strokes).
+def _background(ink: np.ndarray, k: int) -> np.ndarray:
+    """The morphological opening of ``ink`` with a ``k``-wide disc: the background without strokes.
 
     The background is smooth, so for wide kernels it is estimated at a quarter of the resolution and
     scaled back up: the same result for the strokes at a fraction of the cost on big photos.
     """
     factor = 4 if k >= 21 else 1
     if factor == 1:
-        return cv2.morphologyEx(ink, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        return cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     h, w = ink.shape
     small = cv2.resize(ink, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
     ks = max(3, k // factor) | 1
     background = cv2.morphologyEx(small, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (ks, ks)))
-    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.subtract(ink, background)
+    return cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _solid(background: np.ndarray, k: int) -> np.ndarray | None:
+    """Where the background is nearly as dark as ink can be (on the ink-bright scale): a scanner's black
+    margin, the dark beyond a page's edge. Its edges and grain would otherwise pass for strokes; it
+    gets a border of half a kernel, as the opening rounds its corners. None where there is none."""
+    paper = float(np.median(background))
+    solid = background > paper + SOLID * (255 - paper)
+    if not solid.any():
+        return None
+    return cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k // 2 | 1, k // 2 | 1))) > 0
 
 
 def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0) -> Prepared:
@@ -165,7 +192,11 @@ def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0) -> Prepar
     # Where strokes meet, a thick pen makes a blob wider than the stroke (the crossing of a bold 4): a
     # kernel narrower than that hollows it out and cuts the digit; 0.42 of the digit height is wider.
     k = max(k, int(0.42 * writing) | 1)
-    flat = cv2.GaussianBlur(_top_hat(ink, k), (3, 3), 0)
+    background = _background(ink, k)
+    flat = cv2.GaussianBlur(cv2.subtract(ink, background), (3, 3), 0)
+    solid = _solid(background, k)
+    if solid is not None:
+        flat[solid] = 0
     if int(flat.max()) < MIN_CONTRAST:
         return Prepared(flat, np.zeros_like(flat), scale, inverted, gray.shape)
     threshold, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)

@@ -26,6 +26,7 @@ from digitread.config import RunConfig
 from digitread.data.augment import random_affine
 from digitread.data.mnist import MnistData
 from digitread.data.outliers import make_outliers
+from digitread.data.pen_digits import make_pen_digits
 from digitread.data.tensors import images_to_tensor, normalize
 from digitread.errors import ConfigError
 from digitread.eval.calibration import calibration_entry
@@ -128,6 +129,10 @@ def fit(
         draw = torch.Generator().manual_seed(1_000_003 * cfg.data.bootstrap + tc.seed)
         pick = torch.randint(0, len(y_train), (len(y_train),), generator=draw)
         x_train, y_train = x_train[pick], y_train[pick]
+    if cfg.data.pen_digits:
+        pen_images, pen_labels = make_pen_digits(cfg.data.pen_digits, seed=tc.seed)
+        x_train = torch.cat([x_train, images_to_tensor(pen_images)])
+        y_train = torch.cat([y_train, torch.from_numpy(pen_labels)])
     x_train, y_train = x_train.to(dev), y_train.to(dev)
     n = len(y_train)
     batch = min(tc.batch_size, n)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from digitread.checkpoint import save_model
 from digitread.config import RunConfig
 from digitread.data.mnist import MnistData
+from digitread.data.pen_digits import make_pen_digits
 from digitread.data.strips import StripConfig, StripStream, collate_strips, make_strips
 from digitread.errors import DigitreadError
 from digitread.inference.ctc import greedy_decode, string_log_probs
@@ -103,6 +104,10 @@ def fit_strings(
     if cfg.data.train_subset:
         keep = np.random.default_rng(tc.seed + 1).permutation(len(train_labels))[: cfg.data.train_subset]
         train_images, train_labels = train_images[keep], train_labels[keep]
+    if cfg.data.pen_digits:
+        pen_images, pen_labels = make_pen_digits(cfg.data.pen_digits, seed=tc.seed)
+        train_images = np.concatenate([train_images, pen_images])
+        train_labels = np.concatenate([train_labels, pen_labels])
     logger.message(f"making {tc.val_strips} validation strips from the validation digits")
     val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=VAL_SEED + tc.seed)
 
