@@ -181,6 +181,13 @@ def test_one_number_mode_keeps_the_most_prominent_line():
     field_reader = DigitReader.from_pretrained(one_number=True)
     assert field_reader.read(page).text == _expected(NUMBERS[0])
     assert len(DigitReader(field_reader.classifier).read(page).lines) == 2
+    # A short number above a longer line of smaller writing (a register's row number over a clerk's
+    # notes): the field's number is the one written largest, not the line with the most digits.
+    page = np.full((260, 420), 235, np.uint8)
+    cv2.putText(page, "37", (150, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 30, 6, cv2.LINE_AA)
+    cv2.putText(page, "19 4 1942 18", (20, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.1, 30, 3, cv2.LINE_AA)
+    assert [line.text for line in DigitReader(field_reader.classifier).read(page).lines] == ["37", "194194218"]
+    assert field_reader.read(page).text == "37"
 
 
 def test_arrays_over_the_pixel_limit_are_refused():

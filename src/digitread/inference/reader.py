@@ -305,8 +305,13 @@ def _line_reading(chars: list[DigitReading], confidence: float, path: str) -> Li
 
 
 def _prominence(line: LineReading) -> float:
-    """Sum over the line's digits of height times confidence: big, sure digits make the main number."""
-    return sum(d.box[3] * d.confidence for d in line.digits if d.char.isdigit())
+    """The line's typical digit height times its digits' mean confidence: the main number of a field is
+    written largest and reads surest. Not a sum over digits, which would prefer a long line of small
+    notes or print to a short number (a register's row number beside a clerk's remarks)."""
+    digits = [d for d in line.digits if d.char.isdigit()]
+    if not digits:
+        return 0.0
+    return float(np.median([d.box[3] for d in digits]) * np.mean([d.confidence for d in digits]))
 
 
 def _digit_width(line: Line) -> float:
