@@ -159,4 +159,8 @@ def test_init_starts_from_a_trained_model_and_refuses_another_architecture(train
     warm, cold = (json.loads((tmp_path / n / "config.json").read_text())["metrics"] for n in ("warm", "cold"))
     assert warm["test_accuracy"] > 0.9 > cold["test_accuracy"] + 0.3
     result = _run("train", "--init", "default", "--model", "cnn_small", "--out", str(tmp_path / "x"))
-    assert result.returncode == 1 and "weights do not match" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "holds a cnn model; this run trains cnn_small: pass --model cnn" in result.stderr
+    # Starting from the run that --overwrite would delete is refused before anything is deleted.
+    assert main([*args, "--init", str(tmp_path / "warm"), "--out", str(tmp_path / "warm"), "--overwrite"]) == 1
+    assert (tmp_path / "warm" / "model.safetensors").is_file()

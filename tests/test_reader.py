@@ -49,10 +49,13 @@ def test_light_ink_on_a_dark_board_reads_like_dark_ink_on_paper(reader):
 def test_a_scan_whose_black_margin_outweighs_the_paper_reads_the_writing(reader):
     # A scanner's black margin beside a narrow strip of page: the paper is under half the image, so
     # "the background is what most pixels are" would take the margin for the board and the paper for ink.
-    image = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
     rng = np.random.default_rng(1)
-    margin = np.clip(rng.normal(12, 4, (image.shape[0], int(1.4 * image.shape[1]))), 0, 255).astype(np.uint8)
-    assert reader.read(np.hstack([margin, image])).text == reader.read(image).text == _expected(NUMBERS[0])
+    for path in NUMBERS[:3]:
+        image = 255 - (255 - cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.int16)) // 2  # faint ink
+        image = image.astype(np.uint8)
+        grain = rng.normal(25, 12, (image.shape[0], int(1.4 * image.shape[1])))  # its grain must not pass for ink
+        margin = cv2.GaussianBlur(np.clip(grain, 0, 255).astype(np.uint8), (0, 0), 1)
+        assert reader.read(np.hstack([margin, image])).text == _expected(path)
 
 
 def test_thick_chalk_filling_a_tight_crop_is_still_light_ink_on_a_board():
@@ -188,6 +191,12 @@ def test_one_number_mode_keeps_the_most_prominent_line():
     cv2.putText(page, "19 4 1942 18", (20, 200), cv2.FONT_HERSHEY_SIMPLEX, 1.1, 30, 3, cv2.LINE_AA)
     assert [line.text for line in DigitReader(field_reader.classifier).read(page).lines] == ["37", "194194218"]
     assert field_reader.read(page).text == "37"
+    # But a lone stroke below a number, read as a 1 and taller than its digits, is not the field's number.
+    page = np.full((300, 520), 235, np.uint8)
+    cv2.putText(page, "4096", (60, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 30, 5, cv2.LINE_AA)
+    cv2.line(page, (250, 190), (250, 250), 30, 5)
+    assert [line.text for line in DigitReader(field_reader.classifier).read(page).lines] == ["4096", "1"]
+    assert field_reader.read(page).text == "4096"
 
 
 def test_arrays_over_the_pixel_limit_are_refused():
@@ -375,3 +384,12 @@ def test_the_slant_found_undoes_a_known_shear(shear):
         bars[20:100, x : x + 6] = 255
     sheared, _ = _shear(bars, shear, 60, cv2.INTER_NEAREST)
     assert estimate_slant(sheared) == pytest.approx(-shear, abs=1e-9)
+
+
+def test_a_margin_wider_than_the_page_is_still_left_out():
+    from digitread.inference.preprocess import _solid
+
+    background = np.full((100, 250), 20, np.uint8)  # the page, on the ink-bright scale
+    background[:, :150] = 225  # a black margin, 60% of the image
+    solid = _solid(background, 11)
+    assert solid is not None and solid[:, :150].all() and not solid[:, 160:].any()

@@ -138,7 +138,11 @@ def load_model(directory: str | Path, device: str | torch.device = "cpu") -> nn.
 def load_weights_into(model: nn.Module, directory: str | Path) -> None:
     """Copy the weights of the model saved in ``directory`` into ``model`` (the same architecture):
     the start of a run that fine-tunes a trained model on new data (``train --init``)."""
-    _load_state_strict(model, load_model(directory).state_dict(), Path(directory) / WEIGHTS_FILE)
+    source = load_model(directory)
+    arch = source.config["arch"]
+    if arch != getattr(model, "arch", arch):
+        raise ConfigError(f"{directory} holds a {arch} model; this run trains {model.arch}: pass --model {arch}")
+    _load_state_strict(model, source.state_dict(), Path(directory) / WEIGHTS_FILE)
 
 
 def _load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:

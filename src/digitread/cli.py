@@ -96,7 +96,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights_into
+    from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from digitread.data.mnist import load_mnist
     from digitread.models import create_model
     from digitread.train import distributed
@@ -136,6 +136,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 raise DigitreadError(
                     f"{out} already holds a run: pass --resume to continue it or --overwrite to replace it"
                 )
+            init = getattr(args, "train.init", None)
+            if init and _same_folder(init, out):
+                raise DigitreadError(f"--init {init} is the run --overwrite would replace: write to another --out")
             import shutil
 
             distributed.barrier(group)  # every process has seen the old run before rank 0 removes it
@@ -154,10 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast
-    if cfg.train.init and not args.resume:
-        from digitread.inference.predictor import resolve_model_dir
-
-        load_weights_into(model, resolve_model_dir(cfg.train.init))
+    if not args.resume:
+        _init_weights(model, cfg)
     model_task = getattr(model, "task", "digits")
     if model_task != cfg.train.task:
         raise DigitreadError(
@@ -191,6 +192,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_folder(model: str, out: Path) -> bool:
+    from digitread.inference.predictor import resolve_model_dir
+
+    return resolve_model_dir(model).resolve() == out.resolve()
+
+
+def _init_weights(model, cfg) -> None:
+    """``--init``: start from the weights of a trained model folder (a name such as ``default`` too)."""
+    if cfg.train.init:
+        from digitread.checkpoint import load_weights_into
+        from digitread.inference.predictor import resolve_model_dir
+
+        load_weights_into(model, resolve_model_dir(cfg.train.init))
+
+
 def _train_bagging(args: argparse.Namespace, cfg, data, out: Path, logger) -> int:
     """--bagging K: K members, each on its own bootstrap sample and seed, in OUT/members/1..K; then OUT is
     their ensemble. A member already finished is kept, one interrupted is resumed: run it again to go on."""
@@ -215,8 +231,11 @@ def _train_bagging(args: argparse.Namespace, cfg, data, out: Path, logger) -> in
         overrides = {} if mcfg.train.dropout is None else {"dropout": mcfg.train.dropout}
         logger.message(f"member {k}/{args.bagging}: bootstrap sample {k}, seed {mcfg.train.seed} -> {member}")
         resume = (member / CHECKPOINT_FILE).is_file()
+        model = create_model(mcfg.train.model, **overrides)
+        if not resume:
+            _init_weights(model, mcfg)  # each member starts from the same trained weights, on its own sample
         fit(
-            create_model(mcfg.train.model, **overrides),
+            model,
             data,
             mcfg,
             member,

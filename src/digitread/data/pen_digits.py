@@ -21,11 +21,11 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from digitread.errors import ImageError
 from digitread.inference.normalize import fit_digit
 
 Stroke = np.ndarray  # (n, 2) points in a unit box, x to the right, y down
-CANVAS = 96
+CANVAS = 96  # pixels the unit box spans (times 0.7), drawn with a MARGIN round it so no stroke is cut
+MARGIN = 24
 
 
 def _arc(cx: float, cy: float, rx: float, ry: float, start: float, end: float, n: int = 24) -> Stroke:
@@ -207,12 +207,12 @@ def draw_pen_digit(label: int, rng: np.random.Generator) -> np.ndarray:
     width = rng.uniform(0.55, 1.15)  # narrow hands and round ones
     rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     thickness = int(rng.integers(3, 10))
-    canvas = np.zeros((CANVAS, CANVAS), np.uint8)
+    canvas = np.zeros((CANVAS + 2 * MARGIN, CANVAS + 2 * MARGIN), np.uint8)
     for stroke in strokes:
         p = _warp(stroke, rng) - 0.5
         p[:, 0] = p[:, 0] * width - shear * p[:, 1]
         p = p @ rotate.T
-        pixels = np.round((p * 0.7 + 0.5) * CANVAS * 8).astype(np.int32)  # 3 bits of sub-pixel precision
+        pixels = np.round(((p * 0.7 + 0.5) * CANVAS + MARGIN) * 8).astype(np.int32)  # 3 bits of sub-pixel precision
         cv2.polylines(canvas, [pixels.reshape(-1, 1, 2)], False, 255, thickness, cv2.LINE_AA, shift=3)
     if rng.random() < 0.5:
         canvas = cv2.GaussianBlur(canvas, (3, 3), 0)
@@ -225,8 +225,5 @@ def make_pen_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     labels = (np.arange(count) % 10).astype(np.uint8)
     images = np.zeros((count, 28, 28), np.uint8)
     for i, label in enumerate(labels):
-        try:
-            images[i] = draw_pen_digit(int(label), rng)
-        except ImageError:  # a stroke drawn wholly off the canvas: draw again
-            images[i] = draw_pen_digit(int(label), rng)
+        images[i] = draw_pen_digit(int(label), rng)
     return images, labels

@@ -171,8 +171,12 @@ def _background(ink: np.ndarray, k: int) -> np.ndarray:
 def _solid(background: np.ndarray, k: int) -> np.ndarray | None:
     """Where the background is nearly as dark as ink can be (on the ink-bright scale): a scanner's black
     margin, the dark beyond a page's edge. Its edges and grain would otherwise pass for strokes; it
-    gets a border of half a kernel, as the opening rounds its corners. None where there is none."""
-    paper = float(np.median(background))
+    gets a border of a quarter kernel, as the opening rounds its corners. None where there is none.
+    The paper's level is the median of the background's paper side (below Otsu's threshold of the
+    background), not of the whole: a margin can be wider than the page."""
+    threshold, _ = cv2.threshold(background, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    paper_side = background[background <= threshold]
+    paper = float(np.median(paper_side)) if paper_side.size else float(np.median(background))
     solid = background > paper + SOLID * (255 - paper)
     if not solid.any():
         return None

@@ -307,11 +307,14 @@ def _line_reading(chars: list[DigitReading], confidence: float, path: str) -> Li
 def _prominence(line: LineReading) -> float:
     """The line's typical digit height times its digits' mean confidence: the main number of a field is
     written largest and reads surest. Not a sum over digits, which would prefer a long line of small
-    notes or print to a short number (a register's row number beside a clerk's remarks)."""
+    notes or print to a short number (a register's row number beside a clerk's remarks); but a second
+    and third digit still count a little (square root), so a lone stroke read as a 1 does not beat a
+    number written a little smaller."""
     digits = [d for d in line.digits if d.char.isdigit()]
     if not digits:
         return 0.0
-    return float(np.median([d.box[3] for d in digits]) * np.mean([d.confidence for d in digits]))
+    typical = float(np.median([d.box[3] for d in digits]) * np.mean([d.confidence for d in digits]))
+    return typical * min(len(digits), 3) ** 0.5
 
 
 def _digit_width(line: Line) -> float:
