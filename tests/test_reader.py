@@ -53,7 +53,7 @@ def test_a_scan_whose_black_margin_outweighs_the_paper_reads_the_writing(reader)
     for path in NUMBERS[:3]:
         image = 255 - (255 - cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.int16)) // 2  # faint ink
         image = image.astype(np.uint8)
-        grain = rng.normal(25, 12, (image.shape[0], int(1.4 * image.shape[1])))  # its grain must not pass for ink
+        grain = rng.normal(25, 12, (image.shape[0], int(1.4 * image.shape[1])))
         margin = cv2.GaussianBlur(np.clip(grain, 0, 255).astype(np.uint8), (0, 0), 1)
         assert reader.read(np.hstack([margin, image])).text == _expected(path)
 

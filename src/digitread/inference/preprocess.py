@@ -77,6 +77,12 @@ def _working_size(gray: np.ndarray, zoom: float = 1.0) -> tuple[np.ndarray, floa
     return gray, scale
 
 
+def stroke_kernel(shape: tuple[int, int]) -> int:
+    """An odd kernel size wider than any pen stroke and narrower than lighting changes, for an image of
+    ``shape``: a sixth of its shorter side, within 9-61 pixels."""
+    return int(np.clip(min(shape) // 6, 9, 61)) | 1
+
+
 def ink_is_dark(gray: np.ndarray) -> bool:
     """True when the background is lighter than the ink (pen on paper), False for chalk on a board.
 
@@ -91,7 +97,7 @@ def ink_is_dark(gray: np.ndarray) -> bool:
         return share >= 0.5
     _, labels, stats, _ = cv2.connectedComponentsWithStats(light, connectivity=8)
     largest = np.where(labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), 255, 0).astype(np.uint8)
-    k = int(np.clip(min(gray.shape) // 6, 9, 61)) | 1
+    k = stroke_kernel(gray.shape)
     solid = cv2.morphologyEx(largest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k, 2 * k)))
     return cv2.countNonZero(solid) >= 0.5 * cv2.countNonZero(largest)
 
@@ -191,8 +197,7 @@ def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0) -> Prepar
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()
     h, w = ink.shape
-    # The top-hat kernel must be wider than any pen stroke and narrower than lighting changes.
-    k = int(np.clip(min(h, w) // 6, 9, 61)) | 1
+    k = stroke_kernel(ink.shape)  # the top-hat's kernel
     # Where strokes meet, a thick pen makes a blob wider than the stroke (the crossing of a bold 4): a
     # kernel narrower than that hollows it out and cuts the digit; 0.42 of the digit height is wider.
     k = max(k, int(0.42 * writing) | 1)
