@@ -46,6 +46,7 @@ from digitread.train.loop import fit, seed_everything  # noqa: E402
 RECIPES = {
     "fast": ("fast", {}),
     "fast_compiled": ("fast", {"compile": True}),  # the same with torch.compile, side by side
+    "fast995": ("fast995", {}),
     "best": ("best", {}),
     "seed_mlp": ("study", {}),
 }

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from digitread.config import AugmentConfig
-from digitread.data.augment import random_affine
+from digitread.data.augment import _affine_grid, random_affine
 from digitread.eval.metrics import ClassificationMetrics
 
 
@@ -21,6 +21,12 @@ def test_affine_augmentation_is_seeded_and_keeps_shape_and_range():
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.min() >= 0 and a.max() <= 1
     assert not torch.equal(a[0], a[1]), "each image gets its own transform"
+
+
+def test_broadcast_affine_grid_matches_pytorchs():
+    theta = torch.randn(8, 2, 3, generator=torch.Generator().manual_seed(0))
+    expected = torch.nn.functional.affine_grid(theta, [8, 1, 28, 20], align_corners=False)
+    assert torch.allclose(_affine_grid(theta, 28, 20), expected, atol=1e-6)
 
 
 def test_no_augmentation_settings_leave_the_batch_alone():

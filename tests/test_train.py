@@ -136,9 +136,17 @@ def test_a_probe_sees_the_model_during_training_with_the_clock_stopped(tiny, tmp
     assert wall - result.metrics["train_seconds"] >= 0.2 * len(calls)
 
 
-def test_the_fast_recipe_model_trains_and_round_trips(tiny, tmp_path):
-    result = _train(tiny, tmp_path, model="cnn_fast", epochs=3)
+@pytest.mark.parametrize("model", ["cnn_fast", "cnn_fast_wide"])
+def test_the_fast_recipes_models_train_and_round_trip(tiny, tmp_path, model):
+    result = _train(tiny, tmp_path, model=model, epochs=3)
     assert result.metrics["test_accuracy"] > 0.9, result.history
     loaded = load_model(tmp_path)
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(loaded(x), result.model(x), atol=1e-5)
+
+
+def test_the_fast_cnns_pool_before_the_relu_computes_relu_then_pool():
+    model = create_model("cnn_fast_wide").eval()
+    conv, pool, relu = model.features[:3]
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(relu(pool(conv(x))), pool(torch.relu(conv(x))))
