@@ -283,7 +283,17 @@ def test_a_one_member_ensemble_reads_like_its_member(tmp_path):
 
 @pytest.mark.parametrize(
     "listing",
-    ['{"members": []}', '{"members": ["../x"]}', '{"members": "ab"}', '{"members": ["a", "a"]}', "[1, 2]", "not json"],
+    [
+        '{"members": []}',
+        '{"members": ["../x"]}',
+        '{"members": "ab"}',
+        '{"members": ["a", "a"]}',
+        "[1, 2]",
+        "not json",
+        '{"members": ["a"], "shifts": [2, 3]}',
+        '{"members": ["a"], "shifts": "0"}',
+        '{"members": ["a"], "shifts": [0, 1.5]}',
+    ],
 )
 def test_a_malformed_ensemble_listing_is_refused_by_name(tmp_path, listing, capsys):
     (tmp_path / "members.json").write_text(listing)
@@ -377,10 +387,14 @@ def test_ensemble_command_calibrates_the_shipped_members_again(tmp_path, mnist_p
     out.mkdir()
     (out / "stale.txt").write_text("replaced only once the new folder is complete")
     runs = [str(shipped / m) for m in json.loads((shipped / "members.json").read_text())["members"]]
-    assert main(["ensemble", *runs, "--out", str(out), "--strips", "300", "--data-dir", str(mnist_path)]) == 0
-    assert "calibration error" in capsys.readouterr().out
+    command = ["ensemble", *runs, "--out", str(out), "--strips", "300", "--data-dir", str(mnist_path)]
+    assert main([*command, "--shifts=-2,0,2"]) == 0
+    assert "views shifted [-2, 0, 2] pixels" in capsys.readouterr().out
+    assert main([*command, "--shifts", "0,x"]) == 1 and "--shifts" in capsys.readouterr().err
+    assert main([*command, "--shifts", "1,2"]) == 1 and "include 0" in capsys.readouterr().err
     assert not (out / "stale.txt").exists() and not list(tmp_path.glob(".ensemble.*"))
     listing = json.loads((out / "members.json").read_text())
+    assert listing["shifts"] == [-2, 0, 2] and SequenceReader.from_pretrained(out).shifts == (-2, 0, 2)
     a, _ = listing["calibration"]["logistic"]
     assert a > 0 and listing["calibration"]["ece_after"] <= listing["calibration"]["ece_before"] + 0.02
     page = np.full((60, 200), 255, np.uint8)
@@ -389,3 +403,42 @@ def test_ensemble_command_calibrates_the_shipped_members_again(tmp_path, mnist_p
 
     reading = SequenceReader.from_pretrained(out).read([image_strip(page)])[0]
     assert 0 < reading.confidence < 1
+
+
+def test_shifted_views_move_rows_and_vote_like_members():
+    from digitread.inference.sequence import SequenceReader, shift_rows
+
+    x = torch.arange(2 * 1 * 6 * 3, dtype=torch.uint8).reshape(2, 1, 6, 3)
+    down, up = shift_rows(x, 2), shift_rows(x, -1)
+    assert torch.equal(down[:, :, 2:], x[:, :, :-2]) and not down[:, :, :2].any()
+    assert torch.equal(up[:, :, :-1], x[:, :, 1:]) and not up[:, :, -1:].any()
+    # A member that reads the same whatever the view: three views of it read like it alone. An unsure
+    # strip is read again in all three views in one call; a sure one only once.
+    strip = np.zeros((STRIP_HEIGHT, 12), np.uint8)
+    for p2, batches in ((0.6, [1, 3]), (0.95, [1])):
+        member = _CountingStrip(p2, 0.3 * (1 - p2))
+        alone = SequenceReader(member, backend="torch").read([strip])[0]
+        member.batches.clear()
+        viewed = SequenceReader(member, backend="torch", shifts=(-2, 0, 2)).read([strip])[0]
+        assert member.batches == batches
+        assert (viewed.text, viewed.spans) == (alone.text, alone.spans)
+        assert viewed.confidence == pytest.approx(alone.confidence, rel=1e-4)
+
+
+class _CountingStrip(_FixedStrip):
+    def __init__(self, p2: float, p7: float):
+        super().__init__(p2, p7)
+        self.batches: list[int] = []
+
+    def forward(self, x, lengths):
+        self.batches.append(x.shape[0])
+        return super().forward(x, lengths)
+
+
+@pytest.mark.parametrize("shifts", [(1, 2), (0, 0), (0, 9), (0, "a")])
+def test_bad_shifts_are_refused_by_name(shifts):
+    from digitread.errors import ConfigError
+    from digitread.inference.sequence import SequenceReader
+
+    with pytest.raises(ConfigError, match="shifts"):
+        SequenceReader(_FixedStrip(0.9, 0.09), shifts=shifts)

@@ -439,10 +439,23 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
         raise ConfigError("--voting and --weights are for digit models; sequence members always vote softly")
     if args.strips < 10:
         raise ConfigError("--strips must be at least 10")
-    result = build_ensemble([Path(r) for r in args.runs], Path(args.out), args.data_dir, args.strips)
+    result = build_ensemble(
+        [Path(r) for r in args.runs], Path(args.out), args.data_dir, args.strips, _shifts(args.shifts)
+    )
     ece = f"calibration error {result['ece_before']:.3f} -> {result['ece_after']:.3f}"
-    print(f"{', '.join(result['members'])} -> {result['out']}: {result['exact']:.1%} of validation strips exact; {ece}")
+    views = f", views shifted {result['shifts']} pixels" if len(result["shifts"]) > 1 else ""
+    print(
+        f"{', '.join(result['members'])}{views} -> {result['out']}: {result['exact']:.1%} of validation strips "
+        f"exact; {ece}"
+    )
     return 0
+
+
+def _shifts(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--shifts takes whole pixels separated by commas, e.g. -2,0,2; got {text!r}") from None
 
 
 def _weights(text: str | None, count: int) -> list[float] | None:
@@ -827,6 +840,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="digit models: one weight per run, e.g. 2,1,1 (default: equal)")
     p.add_argument("--out", required=True, help="ensemble folder to write")
     p.add_argument("--strips", type=int, default=1000, help="validation strips to calibrate on (default: 1000)")
+    p.add_argument(
+        "--shifts",
+        default="0",
+        help="sequence models: also read each strip moved by these pixels (down; negative: up), every view "
+        "voting like a member, e.g. -2,0,2 (default: 0, the strip only)",
+    )
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: $DIGITREAD_DATA, then the cache)")
     p.set_defaults(func=cmd_ensemble)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,10 @@ DEFAULT_SEQUENCE_MODEL = "sequence"
 MEMBERS_FILE = "members.json"
 BATCH = 64
 RIGHT_MARGIN = 32  # wider than the network's receptive field (about 31 pixels)
+MAX_SHIFT = 8  # pixels a view may move a strip up or down: a quarter of its height
+# Strips read this surely as they are are not read again in shifted views: the views cost a member
+# call each, and most strips of clear writing need none.
+LOOK_AGAIN_BELOW = 0.9
 STRIP_INPUT = {"height": STRIP_HEIGHT, "frame_width": FRAME_WIDTH, "mean": 0.1, "std": 0.3, "blank": BLANK}
 
 
@@ -72,6 +77,13 @@ class SequenceReader:
     An ensemble's members each propose their best strings; every proposal is scored by every member
     (P(text) over all alignments) and the one with the highest geometric mean wins. Members trained
     apart place their CTC spikes at different columns, so strings, not columns, are what they vote on.
+
+    ``shifts``: the strip is also read moved up or down by these many pixels, each view by every
+    member, and the views vote like members. Real writing sits higher or lower in its strip than the
+    synthetic strips the members learned from; a reading that holds when the strip moves is surer.
+    A shift keeps the columns, so every view's spans match the strip's. Only strips read less surely
+    than LOOK_AGAIN_BELOW as they are (geometric mean of the members' P(text)) are read again in the
+    views, so clear writing costs no more.
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class SequenceReader:
         decoder: str = "greedy",
         calibration: tuple[float, float] | None = None,
         backend: str = "auto",
+        shifts: Sequence[int] = (0,),
     ):
         """``calibration``: (a, b) mapping an ensemble's geometric-mean probability p to the chance of
         being right, sigmoid(a * logit(p) + b), fitted on validation strips (``train.ensemble``).
@@ -103,12 +116,15 @@ class SequenceReader:
         ]
         self.decoder = decoder
         self.calibration = calibration
+        self.shifts = check_shifts(shifts)
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device: str | None = None, **kwargs) -> SequenceReader:
         directory = resolve_sequence_dir(path)
         listing = read_listing(directory)
         calibration = listing.get("calibration", {}).get("logistic") if listing else None
+        if listing and "shifts" in listing:
+            kwargs.setdefault("shifts", listing["shifts"])  # the views its calibration was fitted with
         return cls(load_sequence_models(directory), device=device, calibration=calibration, **kwargs)
 
     def read(self, strips: list[np.ndarray]) -> list[StripReading]:
@@ -127,11 +143,29 @@ class SequenceReader:
         return out  # type: ignore[return-value]
 
     def _read_batch(self, x: torch.Tensor, widths: torch.Tensor) -> list[StripReading]:
-        # The same floats and lengths for every member; each member's logits, temperature-scaled.
-        xb, lengths = strip_tensor(x), strip_lengths(widths, x.shape[-1])
+        """The strips as they are; then, with every view, those the members are unsure of."""
+        readings, surety = self._read_views(x, widths, (0,))
+        if len(self.shifts) > 1:
+            unsure = [k for k, p in enumerate(surety) if p < LOOK_AGAIN_BELOW]
+            if unsure:
+                again, _ = self._read_views(x[unsure], widths[unsure], self.shifts)
+                for k, reading in zip(unsure, again, strict=True):
+                    readings[k] = reading
+        return readings
+
+    def _read_views(
+        self, x: torch.Tensor, widths: torch.Tensor, shifts: tuple[int, ...]
+    ) -> tuple[list[StripReading], list[float]]:
+        """Readings (calibrated) and their geometric-mean probabilities over members and views (not)."""
+        # The same floats and lengths for every member; each member's logits, temperature-scaled. Every
+        # view of the batch goes through a member in one call, then votes as a member of its own.
+        views = len(shifts)
+        xb = strip_tensor(torch.cat([shift_rows(x, s) for s in shifts]) if views > 1 else x)
+        lengths = strip_lengths(widths, x.shape[-1])
         member_log_probs = []
         for run, temperature in zip(self.backends, self.temperatures, strict=True):
-            member_log_probs.append((run(xb, lengths).log_softmax(2) / temperature).log_softmax(2))
+            log_probs = (run(xb, lengths.repeat(views)).log_softmax(2) / temperature).log_softmax(2)
+            member_log_probs.extend(log_probs.chunk(views))
         n = lengths.tolist()
         # Proposals: each member's greedy reading (with its alignment), and its beam reading if asked.
         proposals: list[dict[str, Decoded | None]] = [{} for _ in n]
@@ -154,9 +188,10 @@ class SequenceReader:
             if k not in best or score > best[k][0]:
                 best[k] = (score, text)
         mean_probs = None  # only for a string no member's greedy decoding gave (so with no alignment)
-        readings = []
+        readings, surety = [], []
         for k, length in enumerate(n):
             score, text = best[k]
+            surety.append(float(np.exp(score)))
             decoded = proposals[k][text]
             if decoded is None:
                 if mean_probs is None:
@@ -165,7 +200,32 @@ class SequenceReader:
             spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in decoded.spans]
             confidence = np.exp(score) if self.calibration is None else logistic(np.exp(score), *self.calibration)
             readings.append(StripReading(text, float(confidence), spans, decoded.char_probs))
-        return readings
+        return readings, surety
+
+
+def shift_rows(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Strips (B, 1, H, W) moved down by ``shift`` rows (up when negative), blank rows coming in."""
+    if shift == 0:
+        return x
+    out = torch.zeros_like(x)
+    if shift > 0:
+        out[:, :, shift:] = x[:, :, :-shift]
+    else:
+        out[:, :, :shift] = x[:, :, -shift:]
+    return out
+
+
+def check_shifts(shifts: Sequence[int]) -> tuple[int, ...]:
+    """Distinct whole numbers of pixels within MAX_SHIFT, 0 (the strip as it is) among them."""
+    try:
+        values = tuple(int(s) for s in shifts)
+        if any(float(s) != v for s, v in zip(shifts, values, strict=True)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(f"shifts must be whole numbers of pixels, got {shifts!r}") from None
+    if 0 not in values or len(set(values)) != len(values) or any(abs(v) > MAX_SHIFT for v in values):
+        raise ConfigError(f"shifts must be distinct, include 0 and stay within +-{MAX_SHIFT} pixels, got {values}")
+    return values
 
 
 def read_listing(directory: Path) -> dict | None:
@@ -185,9 +245,13 @@ def read_listing(directory: Path) -> dict | None:
         a_b = listing.get("calibration", {}).get("logistic", [1.0, 0.0])
         if not (isinstance(a_b, list) and len(a_b) == 2 and all(isinstance(v, int | float) for v in a_b)):
             raise ValueError
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        if not isinstance(listing.get("shifts", []), list):
+            raise ValueError
+        check_shifts(listing.get("shifts", [0]))
+    except (ValueError, KeyError, TypeError, AttributeError, ConfigError) as e:
         raise ModelFileError(
             f'{listing_file}: expected {{"members": [distinct names of member folders beside it]}}'
+            ', with "shifts" (if any) distinct whole pixels including 0'
         ) from e
     return listing
 

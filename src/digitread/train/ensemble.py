@@ -19,6 +19,7 @@ calibration error before and after.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from digitread.data.mnist import load_mnist
 from digitread.data.strips import make_strips
 from digitread.errors import ConfigError
 from digitread.eval.calibration import calibration_error, fit_logistic, logistic
-from digitread.inference.sequence import MEMBERS_FILE, SequenceReader
+from digitread.inference.sequence import MEMBERS_FILE, SequenceReader, check_shifts
 from digitread.train.strings import VAL_SEED  # the strips each member was validated on (training seed 0)
 
 MEMBER_FILES = (WEIGHTS_FILE, CONFIG_FILE, "history.json")
@@ -128,8 +129,12 @@ def _held_out_by_all(members, labels: np.ndarray) -> np.ndarray:
     return np.array(sorted(held or ()), np.int64)
 
 
-def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, strips: int = 1000) -> dict:
-    """Write the sequence-ensemble folder ``out`` (replacing it only once the new one is complete)."""
+def build_ensemble(
+    runs: list[Path], out: Path, data_dir: str | None = None, strips: int = 1000, shifts: Sequence[int] = (0,)
+) -> dict:
+    """Write the sequence-ensemble folder ``out`` (replacing it only once the new one is complete).
+    ``shifts``: the views every member reads (``SequenceReader``), saved with the calibration fitted on them."""
+    shifts = check_shifts(shifts)
     names = [run.name for run in runs]
     if len(set(names)) != len(names):
         raise ConfigError(f"ensemble members need distinct folder names, got {names}")
@@ -147,7 +152,7 @@ def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, str
 
     data = load_mnist(data_dir)
     val = make_strips(data.val.images, data.val.labels, strips, seed=VAL_SEED)
-    readings = SequenceReader.from_pretrained(staging).read([strip for _, _, strip in val])
+    readings = SequenceReader.from_pretrained(staging, shifts=shifts).read([strip for _, _, strip in val])
     mean = np.array([r.confidence for r in readings])  # the geometric mean of the members' P(text)
     correct = np.array([r.text == label for r, (_, label, _) in zip(readings, val, strict=True)])
     a, b = fit_logistic(mean, correct)
@@ -163,6 +168,7 @@ def build_ensemble(runs: list[Path], out: Path, data_dir: str | None = None, str
         "ece_after": calibration_error(logistic(mean, a, b), correct),
         "fitted_on": f"{strips} synthetic strips of validation digits",
     }
-    atomic_write_json(staging / MEMBERS_FILE, {"members": names, "calibration": calibration})
+    listing = {"members": names, "shifts": list(shifts), "calibration": calibration}
+    atomic_write_json(staging / MEMBERS_FILE, listing)
     _replace_folder(staging, out)
-    return {"out": str(out), "members": names, **calibration}
+    return {"out": str(out), "members": names, "shifts": list(shifts), **calibration}
