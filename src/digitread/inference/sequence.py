@@ -156,7 +156,8 @@ class SequenceReader:
     def _read_views(
         self, x: torch.Tensor, widths: torch.Tensor, shifts: tuple[int, ...]
     ) -> tuple[list[StripReading], list[float]]:
-        """Readings (calibrated) and their geometric-mean probabilities over members and views (not)."""
+        """The readings, their confidences calibrated, and each one's geometric mean over members and
+        views of P(text), uncalibrated (what LOOK_AGAIN_BELOW is compared with)."""
         # The same floats and lengths for every member; each member's logits, temperature-scaled. Every
         # view of the batch goes through a member in one call, then votes as a member of its own.
         views = len(shifts)
