@@ -375,6 +375,8 @@ def test_ensemble_command_refuses_mixed_tasks_and_single_runs(tmp_path, capsys):
     assert "read different things" in capsys.readouterr().err
     assert main(["ensemble", str(shipped / "sequence" / "crnn_wide"), "--out", str(tmp_path / "e")]) == 1
     assert "at least two" in capsys.readouterr().err
+    assert main(["ensemble", str(shipped / "default"), str(shipped / "default"), "--shifts=-2,0,2", "--out", "e"]) == 1
+    assert "--shifts is for sequence models" in capsys.readouterr().err
 
 
 def test_ensemble_command_calibrates_the_shipped_members_again(tmp_path, mnist_path, capsys):

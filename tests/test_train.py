@@ -145,8 +145,12 @@ def test_the_fast_recipes_models_train_and_round_trip(tiny, tmp_path, model):
     assert torch.allclose(loaded(x), result.model(x), atol=1e-5)
 
 
-def test_the_fast_cnns_pool_before_the_relu_computes_relu_then_pool():
-    model = create_model("cnn_fast_wide").eval()
-    conv, pool, relu = model.features[:3]
+@pytest.mark.parametrize("norm", [False, True])
+def test_the_fast_cnns_pool_before_its_relu_computes_what_relu_then_pool_did(norm):
+    model = create_model("cnn_fast_wide", norm=norm).eval()
+    stem = 2 if norm else 1  # conv (and BatchNorm), then the max-pool and the ReLU
+    pool, relu = model.features[stem], model.features[stem + 1]
+    assert isinstance(pool, torch.nn.MaxPool2d) and isinstance(relu, torch.nn.ReLU)
+    before = torch.nn.Sequential(*model.features[:stem], relu, pool, *model.features[stem + 2 :])
     x = torch.randn(4, 1, 28, 28)
-    assert torch.equal(relu(pool(conv(x))), pool(torch.relu(conv(x))))
+    assert torch.equal(model.features(x), before(x))

@@ -421,6 +421,8 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     if len(tasks) > 1:
         raise ConfigError("the runs read different things (digits and strings): an ensemble's members read one")
     if tasks == {"digits"}:
+        if args.shifts != "0":
+            raise ConfigError("--shifts is for sequence models; digit models read one 28x28 digit")
         weights = _weights(args.weights, len(args.runs))
         result = build_digit_ensemble([Path(r) for r in args.runs], Path(args.out), args.voting, weights, args.data_dir)
         cal = result["calibration"]
