@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from digitread.config import AugmentConfig
-from digitread.data.augment import _affine_grid, random_affine
+from digitread.data.augment import _affine_grid, dilate3x3, random_affine
 from digitread.eval.metrics import ClassificationMetrics
 
 
@@ -27,6 +27,20 @@ def test_broadcast_affine_grid_matches_pytorchs():
     theta = torch.randn(8, 2, 3, generator=torch.Generator().manual_seed(0))
     expected = torch.nn.functional.affine_grid(theta, [8, 1, 28, 20], align_corners=False)
     assert torch.allclose(_affine_grid(theta, 28, 20), expected, atol=1e-6)
+
+
+def test_shifted_maximum_dilation_matches_max_pool():
+    x = torch.rand(6, 1, 28, 20, generator=torch.Generator().manual_seed(0)) ** 3  # non-negative pixels
+    assert torch.equal(dilate3x3(x), torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1))
+
+
+def test_stroke_augmentation_leaves_its_input_and_the_unchosen_images_alone():
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    before = x.clone()
+    out = random_affine(x, AugmentConfig(rotate=0, translate=0, scale=0, stroke=0.5), torch.Generator().manual_seed(2))
+    assert torch.equal(x, before)
+    changed = (out != x).flatten(1).any(1)
+    assert 0 < changed.sum() < 64, "about half the images are drawn thicker or thinner, the rest are kept"
 
 
 def test_no_augmentation_settings_leave_the_batch_alone():

@@ -85,6 +85,7 @@ class RunState:
         saved = load_checkpoint(out_dir / CHECKPOINT_FILE)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        _match_parameter_layouts(optimizer)
         schedule.load_state_dict(saved["schedule"])
         torch.set_rng_state(saved["torch_rng"])
         state = cls(
@@ -97,3 +98,13 @@ class RunState:
             saved["train_seconds"],
         )
         return state, saved
+
+
+def _match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give the optimizer's per-parameter tensors their parameter's memory layout again. A checkpoint
+    stores them contiguous; a channels_last convolution's moments must be channels_last, as the fused
+    Adam kernels read a parameter, its gradient and its moments as flat memory in one order."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
