@@ -13,7 +13,7 @@ import pytest
 from conftest import kill_mid_epoch
 from safetensors.torch import load_file
 
-RECIPE = ["--recipe", "fast", "--quiet"]  # cnn_fast, 2 epochs on all of MNIST: 99.1% in one process
+RECIPE = ["--recipe", "fast", "--quiet"]  # cnn_fast24, 2 epochs on all of MNIST: 99.1% in one process
 
 
 def _single(out: Path, mnist_path: Path) -> list[str]:

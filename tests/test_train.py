@@ -136,13 +136,24 @@ def test_a_probe_sees_the_model_during_training_with_the_clock_stopped(tiny, tmp
     assert wall - result.metrics["train_seconds"] >= 0.2 * len(calls)
 
 
-@pytest.mark.parametrize("model", ["cnn_fast", "cnn_fast_wide"])
+@pytest.mark.parametrize("model", ["cnn_fast", "cnn_fast24", "cnn_fast_wide", "cnn_fast_wide24"])
 def test_the_fast_recipes_models_train_and_round_trip(tiny, tmp_path, model):
     result = _train(tiny, tmp_path, model=model, epochs=3)
     assert result.metrics["test_accuracy"] > 0.9, result.history
     loaded = load_model(tmp_path)
     x = torch.rand(4, 1, 28, 28)
     assert torch.allclose(loaded(x), result.model(x), atol=1e-5)
+
+
+def test_a_cropping_fast_cnn_reads_the_centre_of_the_digit_only():
+    cropping = create_model("cnn_fast_wide24").eval()
+    on_the_centre = create_model("cnn_fast_wide", in_size=24)
+    on_the_centre.load_state_dict(cropping.state_dict())  # the same weights: 6x6 maps, the same head
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(cropping(x), on_the_centre.eval()(x[..., 2:-2, 2:-2]))
+    border = x.clone()
+    border[..., :2, :] = border[..., -2:, :] = border[..., :, :2] = border[..., :, -2:] = 5.0
+    assert torch.equal(cropping(x), cropping(border)), "the outer two pixels are not read"
 
 
 @pytest.mark.parametrize("norm", [False, True])

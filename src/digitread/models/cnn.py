@@ -65,6 +65,10 @@ class FastCNN(nn.Module):
     (on a CPU, the full-size layers of ``DigitCNN`` take most of each step: moving activations, not
     arithmetic). A linear head over the flattened 7x7 map.
 
+    ``crop`` drops that many pixels of every side before the stem. MNIST centres each digit's 20x20 box
+    in 28x28 by its centre of mass, so the outer two pixels hold 0.2% of the ink: ``crop=2`` reads the
+    24x24 centre, with 6x6 maps after the stem, for 27% fewer operations in every later layer.
+
     ``norm=False`` drops BatchNorm: for this network its forward and backward passes were 30% of a
     training step on a 2-core CPU (24,000 images/s without, 17,500 with, bf16), and at a high
     learning rate with label smoothing the network learns as fast per image without it."""
@@ -78,8 +82,10 @@ class FastCNN(nn.Module):
         dropout: float = 0.0,
         in_size: int = 28,
         norm: bool = True,
+        crop: int = 0,
     ):
         super().__init__()
+        self.crop = crop
         stem_layers = _conv_bn(in_chans, stem, kernel=5, stride=2, norm=norm)
         # The max-pool before the ReLU: the same function (both are monotonic), with the ReLU and its
         # backward pass on a quarter of the values. Parameter names are unchanged.
@@ -89,11 +95,13 @@ class FastCNN(nn.Module):
             layers += _conv_bn(cin, width, norm=norm)
             cin = width
         self.features = nn.Sequential(*layers)
-        side = in_size // 4
+        side = (in_size - 2 * crop) // 4
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(cin * side * side, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.crop:
+            x = x[..., self.crop : -self.crop, self.crop : -self.crop]
         x = self.features(x).flatten(1)  # (B, C*7*7)
         return self.head(self.dropout(x))  # (B, num_classes)
 
@@ -159,7 +167,7 @@ register_model(
 register_model(
     "cnn_fast",
     FastCNN,
-    "fastest to train on a CPU: strided stem to 7x7 at once, then 32-64 channels, no BatchNorm",
+    "fast to train on a CPU: strided stem to 7x7 at once, then 32-64 channels, no BatchNorm",
     stem=16,
     norm=False,
 )
@@ -171,10 +179,27 @@ register_model(
     blocks=1,
 )
 register_model(
+    "cnn_fast24",
+    FastCNN,
+    "cnn_fast on the digit's 24x24 centre: 99.0% in about 3 s on a CPU (--recipe fast)",
+    stem=16,
+    norm=False,
+    crop=2,
+)
+register_model(
     "cnn_fast_wide",
     FastCNN,
-    "cnn_fast with a 24-channel stem and 48-96 channels: 99.5% in about 25 s on a CPU (--recipe fast995)",
+    "cnn_fast with a 24-channel stem and 48-96 channels",
     stem=24,
     widths=(48, 96),
     norm=False,
+)
+register_model(
+    "cnn_fast_wide24",
+    FastCNN,
+    "cnn_fast_wide on the digit's 24x24 centre: 99.5% in under 20 s on a CPU (--recipe fast995)",
+    stem=24,
+    widths=(48, 96),
+    norm=False,
+    crop=2,
 )
