@@ -48,7 +48,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	# Training and classifying: 3 seeds of each recipe, PyTorch's MNIST example once as published (14 epochs).
-	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results/speed.json --only fast --only fast_compiled --only best --only seed_mlp --only shipped
+	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results/speed.json --only fast --only fast_compiled --only fast995 --only best --only seed_mlp --only shipped
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/run.py --out bench/results/speed.json --only pytorch_example --seeds 1
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/reading.py --out bench/results --failures reports/failures
 	$(BIN)/python bench/load.py --photos 200
