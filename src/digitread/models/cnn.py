@@ -102,7 +102,7 @@ class FastCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.crop:
             x = x[..., self.crop : -self.crop, self.crop : -self.crop]
-        x = self.features(x).flatten(1)  # (B, C*7*7)
+        x = self.features(x).flatten(1)  # (B, C*7*7), or C*6*6 on the 24x24 centre
         return self.head(self.dropout(x))  # (B, num_classes)
 
 
