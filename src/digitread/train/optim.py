@@ -17,7 +17,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     name = cfg.optimizer.lower()
     # The fused Adam kernels update every tensor in one pass: a quarter of the time of the default on a
     # CPU (0.16 against 0.62 ms a step for cnn_fast_wide), where small networks make that a few percent.
-    fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in params)
     if name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
     if name == "adamw":
