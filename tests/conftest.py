@@ -177,7 +177,8 @@ class LiveServer:
         command = [sys.executable, "-m", "digitread", "serve", "--port", str(self.port), "--feedback-db", feedback_db]
         self.process = subprocess.Popen([*command, *extra], stdout=self._log, stderr=subprocess.STDOUT)
 
-    def wait_ready(self, timeout: float = 120.0) -> LiveServer:
+    def wait_ready(self, timeout: float = 120.0, workers: int = 1) -> LiveServer:
+        """Wait for /healthz and for ``workers`` worker processes to finish starting (each logs it)."""
         import time
         import urllib.request
 
@@ -187,8 +188,10 @@ class LiveServer:
                 pytest.fail(f"server exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                    if response.status == 200:
+                    started = self.log_path.read_text().count("Application startup complete")
+                    if response.status == 200 and started >= workers:
                         return self
+                    time.sleep(0.2)
             except OSError:
                 time.sleep(0.2)
         pytest.fail(f"server not ready after {timeout} s: {self.log_path.read_text()[-2000:]}")

@@ -91,7 +91,7 @@ def oversized_chunked(port: int) -> str:
 def test_faulty_clients_do_not_break_the_others_and_no_worker_dies(start_server, tmp_path):
     server = start_server(
         f"sqlite:///{tmp_path / 'f.db'}", "--workers", "2", "--max-request-bytes", str(LIMIT)
-    ).wait_ready()
+    ).wait_ready(workers=2)
     stop = threading.Event()
     slow = [threading.Thread(target=slow_body, args=(server.port, stop)) for _ in range(4)]
     for thread in slow:

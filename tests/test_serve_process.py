@@ -19,7 +19,7 @@ def _metric(text: str, line_start: str) -> float:
 
 
 def test_two_workers_serve_one_port_and_metrics_add_up_across_them(start_server, tmp_path):
-    server = start_server(f"sqlite:///{tmp_path / 'f.db'}", "--workers", "2", "--mode", "segment").wait_ready()
+    server = start_server(f"sqlite:///{tmp_path / 'f.db'}", "--workers", "2", "--mode", "segment").wait_ready(workers=2)
     sent = 12
 
     def read(_) -> None:
