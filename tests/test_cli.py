@@ -164,3 +164,33 @@ def test_init_starts_from_a_trained_model_and_refuses_another_architecture(train
     # Starting from the run that --overwrite would delete is refused before anything is deleted.
     assert main([*args, "--init", str(tmp_path / "warm"), "--out", str(tmp_path / "warm"), "--overwrite"]) == 1
     assert (tmp_path / "warm" / "model.safetensors").is_file()
+
+
+def test_keep_decides_which_epochs_weights_a_run_ends_with(trained_run, tmp_path, capsys):
+    """--keep best ends with the best validation epoch's weights, --keep last with the final epoch's;
+    a finished run resumed with another --keep ends again with those. The checkpoint's best weights
+    are replaced by a marker first, so the two choices always differ."""
+    import shutil
+
+    import torch
+
+    from digitread.checkpoint import load_checkpoint, load_model, save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    state = load_checkpoint(run / "checkpoint.safetensors")
+    state["best_model"] = {
+        k: torch.full_like(v, 0.5) if v.is_floating_point() else v.clone() for k, v in state["model"].items()
+    }
+    save_checkpoint(run / "checkpoint.safetensors", state)
+
+    def ends_with(keep: str) -> dict[str, torch.Tensor]:
+        assert main(["train", "--out", str(run), "--resume", "--keep", keep, "--quiet"]) == 0
+        assert json.loads((run / "config.json").read_text())["train"]["train"]["keep"] == keep
+        return load_model(run).state_dict()
+
+    weight = "features.0.weight"
+    assert torch.equal(ends_with("best")[weight], state["best_model"][weight])
+    assert torch.equal(ends_with("last")[weight], state["model"][weight])
+    assert main(["train", "--out", str(run), "--resume", "--keep", "first"]) == 1
+    assert "unknown keep 'first'; choose best or last" in capsys.readouterr().err

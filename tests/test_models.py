@@ -74,4 +74,12 @@ def test_unknown_model_argument_is_named():
 
 
 def test_list_models_filters_by_pattern():
-    assert list_models("cnn*") == ["cnn", "cnn_fast", "cnn_fast24", "cnn_fast_wide", "cnn_fast_wide24", "cnn_small"]
+    assert list_models("cnn*") == [
+        "cnn",
+        "cnn_deep",
+        "cnn_fast",
+        "cnn_fast24",
+        "cnn_fast_wide",
+        "cnn_fast_wide24",
+        "cnn_small",
+    ]

@@ -114,14 +114,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(json.loads(saved.read_text()))
         given = sorted(k.split(".", 1)[1] for k, v in vars(args).items() if "." in k and v is not None)
         # Where the data lives may change (another machine); its checksums still say it is the same data.
-        if args.recipe or set(given) - {"epochs", "data_dir"}:
-            drop = sorted(set(given) - {"epochs", "data_dir"})
+        # Which weights the run ends with may change too: resuming a finished run with --keep last ends
+        # it again with its final epoch's weights.
+        changeable = {"epochs", "data_dir", "keep"}
+        if args.recipe or set(given) - changeable:
+            drop = sorted(set(given) - changeable)
             raise DigitreadError(
                 f"--resume continues {out} with its saved settings; drop {', '.join(drop) or '--recipe'} "
-                "(only --data-dir and --epochs may change, --epochs only with --schedule constant)"
+                "(only --data-dir, --keep and --epochs may change, --epochs only with --schedule constant)"
             )
         if args.__dict__.get("data.data_dir"):
             cfg.data.data_dir = args.__dict__["data.data_dir"]
+        if args.__dict__.get("train.keep"):
+            cfg.train.keep = args.__dict__["train.keep"]
         epochs = args.__dict__.get("train.epochs")
         if epochs and epochs != cfg.train.epochs:
             if cfg.train.schedule != "constant":

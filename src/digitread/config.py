@@ -71,6 +71,13 @@ class TrainConfig:
     patience: int = field(
         default=0, metadata={"help": "stop after this many epochs without a better val accuracy (0: never)"}
     )
+    keep: str = field(
+        default="best",
+        metadata={
+            "help": "the weights a run ends with: best (the epoch with the best validation score) or last (the "
+            "final epoch: for long schedules that end at a low rate, where a small validation split picks noise)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seeds the split, the init, the batch order and augmentation"})
     limit_batches: int = field(default=0, metadata={"help": "stop each epoch after this many batches (smoke runs)"})
     precision: str = field(

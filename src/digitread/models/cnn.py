@@ -172,6 +172,14 @@ register_model(
     norm=False,
 )
 register_model(
+    "cnn_deep",
+    DigitCNN,
+    "cnn with a second 128-channel conv at 7x7: more capacity where it is cheap (for long schedules)",
+    widths=(32, 64, 128),
+    depth=(1, 1, 2),
+    dropout=0.25,
+)
+register_model(
     "resnet",
     ResNetDigits,
     "residual CNN: a stem and three stages of residual blocks (32-64-128 channels, 28-14-7 pixels), BatchNorm",

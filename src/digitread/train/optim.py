@@ -63,6 +63,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
     if cfg.schedule.lower() not in SCHEDULES:
         raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if cfg.keep not in ("best", "last"):
+        raise ConfigError(f"unknown keep {cfg.keep!r}; choose best or last")
     if cfg.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"unknown precision {cfg.precision!r}; choose auto, fp32 or bf16")
     for name in ("epochs", "batch_size", "eval_batch_size"):

@@ -177,7 +177,7 @@ def fit_strings(
         run.save(out_dir, model, optimizer, schedule)
         logger.log_epoch(epoch, record)
 
-    if run.best_model is not None:
+    if run.best_model is not None and tc.keep == "best":
         model.load_state_dict(run.best_model)
     model = model.to(memory_format=torch.contiguous_format).cpu()
     temperature = fit_strip_temperature(model, val)
@@ -193,7 +193,7 @@ def fit_strings(
         "steps": run.step,
         "train_seconds": round(run.train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
-        "val_exact": run.best_score,
+        "val_exact": run.best_score if tc.keep == "best" else run.history[-1]["val_exact"],
     }
     save_model(
         model,
