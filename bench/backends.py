@@ -11,6 +11,7 @@ machine described (and its load average before and after: figures taken on a bus
 
     .venv/bin/python bench/backends.py                       # threads 1 and 2, 7 rounds, about 2 minutes
     .venv/bin/python bench/backends.py --threads 1 --repeats 3
+    .venv/bin/python bench/backends.py --digit-models runs/bench/fast995-seed0 --out bench/results/backends_fast995.json
 """
 
 from __future__ import annotations
@@ -88,18 +89,23 @@ def timed_load(make: Callable[[], object], repeats: int) -> tuple[object, float]
     return made, statistics.median(times)
 
 
-def bench_threads(threads: int, repeats: int) -> dict:
-    torch.set_num_threads(threads)
-    result: dict = {"threads": threads}
-
-    classifiers = {b: DigitClassifier.from_pretrained(backend=b) for b in BACKENDS}
+def digit_model_speed(model: str | None, repeats: int) -> dict:
+    """``DigitClassifier.probabilities`` on one digit and on 256, each backend in turn."""
+    classifiers = {b: DigitClassifier.from_pretrained(model, backend=b) for b in BACKENDS}
     fields = np.stack([classifiers["torch"].prepare(p) for p in DIGITS])
     batch = np.resize(fields, (256, 28, 28))
     one = turn_about({b: (lambda c=c: c.probabilities(fields[:1])) for b, c in classifiers.items()}, 200, repeats)
     many = turn_about({b: (lambda c=c: c.probabilities(batch)) for b, c in classifiers.items()}, 5, repeats)
-    result["digit_model"] = {
-        b: {"batch_1_ms": round(one[b] * 1e3, 3), "batch_256_digits_per_s": round(256 / many[b])} for b in BACKENDS
-    }
+    return {b: {"batch_1_ms": round(one[b] * 1e3, 3), "batch_256_digits_per_s": round(256 / many[b])} for b in BACKENDS}
+
+
+def bench_threads(threads: int, repeats: int, digit_models: list[str]) -> dict:
+    torch.set_num_threads(threads)
+    result: dict = {"threads": threads}
+    if digit_models:  # other digit models only, the reader's figures left to a full run
+        result["digit_models"] = {model: digit_model_speed(model, repeats) for model in digit_models}
+        return result
+    result["digit_model"] = digit_model_speed(None, repeats)
 
     readers = {b: SequenceReader.from_pretrained(backend=b) for b in BACKENDS}
     strips = example_strips()
@@ -137,11 +143,17 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2", help="PyTorch (and ONNX Runtime) thread settings, e.g. 1,2")
     parser.add_argument("--repeats", type=int, default=7, help="rounds per figure; medians are reported")
     parser.add_argument("--out", default="bench/results/backends.json", help="JSON file to write")
+    parser.add_argument(
+        "--digit-models",
+        default="",
+        help="comma-separated digit model folders: measure only these (the classifier), not the shipped reader",
+    )
     args = parser.parse_args()
+    digit_models = [m for m in args.digit_models.split(",") if m]
     load_before = os.getloadavg()
     runs = []
     for threads in (int(t) for t in args.threads.split(",")):
-        runs.append(bench_threads(threads, args.repeats))
+        runs.append(bench_threads(threads, args.repeats, digit_models))
         print(json.dumps(runs[-1]))
     result = {
         "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
@@ -149,7 +161,8 @@ def main() -> int:
         "repeats": args.repeats,
         "runs": runs,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": f"python bench/backends.py --threads {args.threads} --repeats {args.repeats}",
+        "command": f"python bench/backends.py --threads {args.threads} --repeats {args.repeats}"
+        + (f" --digit-models {args.digit_models}" if digit_models else ""),
     }
     atomic_write_json(args.out, result)
     return 0
