@@ -58,7 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/backends.py
 	# Batch reading of 1,000 photos: 1 and 2 processes, and a local Dask cluster.
 	$(BIN)/python bench/batch_read.py
-	# Every architecture on one short schedule, 3 seeds (about 35 minutes).
+	# Every architecture on one short schedule, 3 seeds (about 38 minutes).
 	DIGITREAD_DATA=$(DATA) $(BIN)/python bench/zoo.py
 
 clean:

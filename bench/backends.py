@@ -11,7 +11,8 @@ machine described (and its load average before and after: figures taken on a bus
 
     .venv/bin/python bench/backends.py                       # threads 1 and 2, 7 rounds, about 2 minutes
     .venv/bin/python bench/backends.py --threads 1 --repeats 3
-    .venv/bin/python bench/backends.py --digit-models runs/bench/fast995-seed0 --out bench/results/backends_fast995.json
+    .venv/bin/python bench/backends.py --digit-models runs/bench/fast995-seed0,runs/bench/fast-seed0
+                                                      # those models only: bench/results/backends_fast.json
 """
 
 from __future__ import annotations
@@ -142,7 +143,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", default="1,2", help="PyTorch (and ONNX Runtime) thread settings, e.g. 1,2")
     parser.add_argument("--repeats", type=int, default=7, help="rounds per figure; medians are reported")
-    parser.add_argument("--out", default="bench/results/backends.json", help="JSON file to write")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="JSON file to write (bench/results/backends.json; with --digit-models, backends_fast.json)",
+    )
     parser.add_argument(
         "--digit-models",
         default="",
@@ -150,6 +155,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     digit_models = [m for m in args.digit_models.split(",") if m]
+    # Other digit models' figures go to their own file: the full run's file backs docs/speed.md's tables.
+    args.out = args.out or f"bench/results/{'backends_fast' if digit_models else 'backends'}.json"
     load_before = os.getloadavg()
     runs = []
     for threads in (int(t) for t in args.threads.split(",")):
@@ -157,7 +164,7 @@ def main() -> int:
         print(json.dumps(runs[-1]))
     result = {
         "machine": {**machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()},
-        "images": [p.name for p in NUMBERS],
+        **({} if digit_models else {"images": [p.name for p in NUMBERS]}),  # the reader's, in a full run
         "repeats": args.repeats,
         "runs": runs,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -194,3 +194,5 @@ def test_keep_decides_which_epochs_weights_a_run_ends_with(trained_run, tmp_path
     assert torch.equal(ends_with("last")[weight], state["model"][weight])
     assert main(["train", "--out", str(run), "--resume", "--keep", "first"]) == 1
     assert "unknown keep 'first'; choose best or last" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "new"), "--keep", "last", "--patience", "2"]) == 1
+    assert "drop --patience or keep best" in capsys.readouterr().err

@@ -65,6 +65,11 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
     if cfg.keep not in ("best", "last"):
         raise ConfigError(f"unknown keep {cfg.keep!r}; choose best or last")
+    if cfg.keep == "last" and cfg.patience:
+        # Early stopping ends a run patience epochs after its best one: the last weights are the worse.
+        raise ConfigError(
+            "--keep last would end an early-stopped run on its worse weights; drop --patience or keep best"
+        )
     if cfg.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"unknown precision {cfg.precision!r}; choose auto, fp32 or bf16")
     for name in ("epochs", "batch_size", "eval_batch_size"):

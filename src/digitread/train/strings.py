@@ -177,7 +177,7 @@ def fit_strings(
         run.save(out_dir, model, optimizer, schedule)
         logger.log_epoch(epoch, record)
 
-    if run.best_model is not None and tc.keep == "best":
+    if run.best_model is not None and tc.keep != "last":
         model.load_state_dict(run.best_model)
     model = model.to(memory_format=torch.contiguous_format).cpu()
     temperature = fit_strip_temperature(model, val)
@@ -193,7 +193,7 @@ def fit_strings(
         "steps": run.step,
         "train_seconds": round(run.train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
-        "val_exact": run.best_score if tc.keep == "best" else run.history[-1]["val_exact"],
+        "val_exact": run.best_score if tc.keep != "last" else run.history[-1]["val_exact"],
     }
     save_model(
         model,
@@ -204,7 +204,7 @@ def fit_strings(
         extra={"task": "strings", "train": cfg.to_dict(), "calibration": calibration, "strips": vars(StripConfig())},
     )
     logger.message(
-        f"validation strips read exactly: {run.best_score:.4f} after {len(run.history)} epochs, "
+        f"validation strips read exactly: {metrics['val_exact']:.4f} after {len(run.history)} epochs, "
         f"{metrics['train_seconds']:.1f} s of training; model saved to {out_dir}"
     )
     return FitResult(model.eval(), run.history, metrics, out_dir, stopped_early)
