@@ -12,7 +12,7 @@ machine described (and its load average before and after: figures taken on a bus
     .venv/bin/python bench/backends.py                       # threads 1 and 2, 7 rounds, about 2 minutes
     .venv/bin/python bench/backends.py --threads 1 --repeats 3
     .venv/bin/python bench/backends.py --digit-models runs/bench/fast995-seed0,runs/bench/fast-seed0
-                                                      # those models only: bench/results/backends_fast.json
+                                                      # those models only: bench/results/backends_digit_models.json
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def main() -> int:
     parser.add_argument(
         "--out",
         default=None,
-        help="JSON file to write (bench/results/backends.json; with --digit-models, backends_fast.json)",
+        help="JSON file to write (bench/results/backends.json; with --digit-models, backends_digit_models.json)",
     )
     parser.add_argument(
         "--digit-models",
@@ -156,7 +156,7 @@ def main() -> int:
     args = parser.parse_args()
     digit_models = [m for m in args.digit_models.split(",") if m]
     # Other digit models' figures go to their own file: the full run's file backs docs/speed.md's tables.
-    args.out = args.out or f"bench/results/{'backends_fast' if digit_models else 'backends'}.json"
+    args.out = args.out or f"bench/results/{'backends_digit_models' if digit_models else 'backends'}.json"
     load_before = os.getloadavg()
     runs = []
     for threads in (int(t) for t in args.threads.split(",")):

@@ -264,8 +264,7 @@ def fit(
             run.save(out_dir, model, optimizer, schedule, **generator)
         logger.log_epoch(epoch, record)
 
-    if run.best_model is not None and tc.keep != "last":
-        model.load_state_dict(run.best_model)  # the epoch with the best validation accuracy
+    val_accuracy = run.keep_weights(model, tc.keep, "val_acc")
     if not group.is_main:  # rank 0 evaluates and saves; the others wait for it, then end
         distributed.leave(group)
         return FitResult(model.eval(), run.history, {"steps": run.step}, out_dir, stopped_early)
@@ -278,7 +277,7 @@ def fit(
     }
     calibration = None
     if x_val is not None:
-        metrics["val_accuracy"] = run.best_score if tc.keep != "last" else run.history[-1]["val_acc"]
+        metrics["val_accuracy"] = val_accuracy
         val_logits = predict_logits(model, x_val, tc.eval_batch_size).cpu()
         calibration = calibration_entry(val_logits, y_val, f"validation split ({len(y_val)} images)")
     x_test = images_to_tensor(data.test.images)

@@ -57,6 +57,15 @@ class RunState:
         else:
             self.bad_epochs += 1
 
+    def keep_weights(self, model: nn.Module, keep: str, score_key: str) -> float | None:
+        """End the run on the weights ``keep`` names: ``best``, the best validation epoch's (loaded into
+        ``model``), or ``last``, the final epoch's (already in it). Returns their validation score
+        (``score_key`` of the epoch's record; None for a run without validation)."""
+        if keep == "last" or self.best_model is None:
+            return self.history[-1].get(score_key) if self.history else None
+        model.load_state_dict(self.best_model)
+        return self.best_score
+
     def save(self, out_dir: Path, model: nn.Module, optimizer, schedule, **extra: Any) -> None:
         """The checkpoint (everything ``--resume`` needs) and history.json, each written atomically."""
         save_checkpoint(

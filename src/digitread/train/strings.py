@@ -177,8 +177,7 @@ def fit_strings(
         run.save(out_dir, model, optimizer, schedule)
         logger.log_epoch(epoch, record)
 
-    if run.best_model is not None and tc.keep != "last":
-        model.load_state_dict(run.best_model)
+    val_exact = run.keep_weights(model, tc.keep, "val_exact")
     model = model.to(memory_format=torch.contiguous_format).cpu()
     temperature = fit_strip_temperature(model, val)
     before, after = evaluate_strips(model, val), evaluate_strips(model, val, temperature)
@@ -193,7 +192,7 @@ def fit_strings(
         "steps": run.step,
         "train_seconds": round(run.train_seconds, 2),
         "wall_seconds_this_session": round(time.perf_counter() - wall_start, 2),
-        "val_exact": run.best_score if tc.keep != "last" else run.history[-1]["val_exact"],
+        "val_exact": val_exact,
     }
     save_model(
         model,
