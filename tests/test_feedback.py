@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from digitread.cli import main
 from digitread.data.idx import read_idx
+from digitread.feedback import store as store_module
 from digitread.feedback.export import export_feedback
 from digitread.feedback.store import FeedbackStore
 from digitread.inference.reader import DigitReader
@@ -90,6 +93,29 @@ def test_two_servers_write_to_one_sqlite_store_at_once(start_server, tmp_path):
     assert store.count() == 4 * per_server
     assert sorted(r.number for r in store) == sorted(str(80 + i) for i in range(per_server) for _ in range(4))
     store.close()
+
+
+def test_a_store_opening_while_another_process_creates_the_table_waits_for_it(tmp_path, monkeypatch):
+    # Two servers' first requests at once: the other process's CREATE lands between this one's check
+    # and its own CREATE, and SQLite says "locked", then "already exists", before the table is seen.
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    other = create_engine(url)
+    real_create_all = store_module._Base.metadata.create_all
+    failures = iter(["database is locked", "table digitread_feedback already exists"])
+
+    def create_all_racing(engine):
+        message = next(failures, None)
+        if message is None:
+            return real_create_all(engine)
+        real_create_all(other)  # the other process wins the race
+        raise OperationalError("CREATE TABLE digitread_feedback", {}, Exception(message))
+
+    monkeypatch.setattr(store_module._Base.metadata, "create_all", create_all_racing)
+    store = FeedbackStore(url)
+    assert store.add(b"png", "PNG", "12", "12", {}) == 1
+    assert store.count() == 1
+    store.close()
+    other.dispose()
 
 
 def _store_with(reader, url: str, items: list[tuple[Path, str]]) -> FeedbackStore:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from digitread.errors import ConfigError
 
 DEFAULT_URL = "sqlite:///digitread-feedback.db"
 SQLITE_BUSY_SECONDS = 30
+CREATE_ATTEMPTS = 8
 
 
 class _Base(DeclarativeBase):
@@ -99,11 +101,16 @@ class FeedbackStore:
             raise ConfigError(f"no database driver for {self.url.drivername}: {e}") from None
         if is_sqlite:
             event.listen(engine, "connect", _sqlite_pragmas)
-        try:
-            _Base.metadata.create_all(engine)
-        except OperationalError:
-            # Another process created the table between our check and our CREATE; it is there now.
-            _Base.metadata.create_all(engine)
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                _Base.metadata.create_all(engine)
+                return engine
+            except OperationalError:
+                # Another process is creating the table between our check and our CREATE (SQLite says
+                # "already exists" or "locked"); once its commit lands, the check finds the table.
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         return engine
 
     def add(
