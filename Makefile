@@ -36,7 +36,8 @@ sequence-model: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --model crnn_digits --out runs/crnn_digits_base --overwrite
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings_pen --init runs/crnn_wide_base --out runs/crnn_wide --overwrite
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings_pen --model crnn_digits --init runs/crnn_digits_base --out runs/crnn_digits --overwrite
-	DIGITREAD_DATA=$(DATA) $(BIN)/digitread ensemble runs/crnn_wide runs/crnn_digits --out $(SEQ)
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --pen-digits 12000 --seed 7 --out runs/crnn_wide_pen --overwrite
+	DIGITREAD_DATA=$(DATA) $(BIN)/digitread ensemble runs/crnn_wide runs/crnn_digits runs/crnn_wide_pen --out $(SEQ)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -88,7 +88,7 @@ def _member_probs(reader: SequenceReader, member: int, strips: list[np.ndarray])
 
 def test_each_shipped_sequence_member_gives_the_same_probabilities_on_onnx_runtime(sequence_readers, strips):
     torch_seq, onnx_seq = sequence_readers["torch"], sequence_readers["onnx"]
-    assert len(onnx_seq.models) == 2 and all(isinstance(b, OnnxBackend) for b in onnx_seq.backends)
+    assert len(onnx_seq.models) == 3 and all(isinstance(b, OnnxBackend) for b in onnx_seq.backends)
     assert len({s.shape[1] for s in strips}) >= 4  # strips of several widths
     for member in range(len(onnx_seq.models)):
         for batch in [strips, *([s] for s in strips)]:  # all at once (padded to the widest), and one by one

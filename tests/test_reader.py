@@ -271,7 +271,7 @@ def _touching_numbers(data, count: int):
     from digitread.data.strips import StripConfig, compose_strip
 
     rng = np.random.default_rng(99)
-    cfg = StripConfig(min_digits=3, max_digits=6, touching=1.0, ligature=0.3, words=0)
+    cfg = StripConfig(min_digits=3, max_digits=6, touching=1.0, ligature=0.3, words=0, underline=0)
     samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
     return [s for s, _ in samples], [label for _, label in samples]
 
@@ -328,6 +328,28 @@ def test_small_writing_is_prepared_again_at_a_size_where_strokes_have_pixels():
     big = np.full((240, 320), 235, np.uint8)
     cv2.putText(big, "4096", (40, 150), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 30, 4, cv2.LINE_AA)
     assert find_lines(big)[0].scale == 1.0  # writing big enough: no second pass
+
+
+def test_an_enlarged_look_that_loses_the_writing_is_not_taken(monkeypatch):
+    import cv2
+
+    from digitread.inference import layout
+
+    page = np.full((240, 320), 235, np.uint8)
+    cv2.putText(page, "4096", (120, 130), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 30, 1, cv2.LINE_AA)
+    real_prepare = layout.prepare
+
+    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0):
+        prepared = real_prepare(gray, zoom=zoom, writing=writing)
+        if zoom > 1:  # what a page edge or a margin's border did on real scans: one piece far taller
+            h, w = prepared.mask.shape
+            prepared.mask[h // 4 : 3 * h // 4, w // 2 - 60 : w // 2 + 60] = 255
+        return prepared
+
+    monkeypatch.setattr(layout, "prepare", edge_joins_in_when_enlarged)
+    prepared, lines = layout.find_lines(page)
+    assert prepared.scale == 1.0  # the first look kept, faded strokes and all
+    assert lines and max(line.height for line in lines) < layout.MIN_WRITING
 
 
 @pytest.mark.parametrize("mode", ["auto", "segment", "sequence"])

@@ -65,7 +65,8 @@ def test_read_takes_a_multipart_upload_and_returns_the_number_with_boxes(client)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["text"] == "1250" and body["value"] == 1250 and body["source"] == NUMBER.name
-    width, height = Image.open(NUMBER).size
+    with Image.open(NUMBER) as picture:
+        width, height = picture.size
     assert (body["width"], body["height"]) == (width, height)
     assert [d["char"] for d in body["digits"]] == list("1250")
     for digit in body["digits"]:
@@ -113,7 +114,7 @@ def test_model_health_docs_and_page_are_served(client):
     assert model["mode"] == "auto" and model["digit_model"]["arch"] == "cnn"
     assert model["digit_model"]["calibration"]["temperature"] > 0
     assert model["sequence_model"]["task"] == "strings"
-    assert [m["arch"] for m in model["sequence_model"]["members"]] == ["crnn_wide", "crnn_digits"]
+    assert [m["arch"] for m in model["sequence_model"]["members"]] == ["crnn_wide", "crnn_digits", "crnn_wide"]
     assert model["limits"]["max_batch"] == SMALL.max_batch
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/docs").status_code == 200

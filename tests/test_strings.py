@@ -42,6 +42,22 @@ def test_strips_are_seeded_digit_labelled_and_cut_the_readers_way(mnist):
         assert strip.shape[0] == STRIP_HEIGHT and strip.max() > 0
 
 
+def test_a_pen_underline_runs_under_the_whole_number_and_ends_where_it_says():
+    from digitread.data.strips import _underline
+
+    height, baseline = 30, 51
+    for seed in range(20):
+        canvas = np.zeros((72, 200), np.uint8)
+        canvas[baseline - height : baseline, 20:120] = 255  # the number's ink
+        before = canvas.copy()
+        right = _underline(canvas, 20, 120, baseline, height, 3, np.random.default_rng(seed))
+        added = (canvas > 100) & (before == 0)
+        rows, cols = np.nonzero(added)
+        assert cols.min() <= 20 + 0.1 * height and cols.max() >= 120 - 0.1 * height  # under all of it
+        assert rows.max() >= baseline  # below the feet, not through the digits
+        assert right == np.nonzero(canvas.any(axis=0))[0].max() + 1 >= cols.max() + 1
+
+
 def test_collate_pads_to_the_frame_width_and_concatenates_targets():
     strips = [np.full((STRIP_HEIGHT, 30), 200, np.uint8), np.full((STRIP_HEIGHT, 41), 100, np.uint8)]
     x, widths, targets, labels = collate_strips([(strips[0], "12"), (strips[1], "905")])
@@ -358,6 +374,36 @@ def test_a_decimal_point_under_a_slanted_digit_stays_a_point():
     cv2.ellipse(mask, (120, 60), (14, 28), 0, 0, 360, 255, 4)
     kinds = [p.kind for p in _pieces(mask)]
     assert kinds.count("dot") == 1 and kinds.count("digit") == 2
+
+
+def test_an_underlined_row_number_is_seen_again_without_its_underline_and_cross():
+    import cv2
+
+    from digitread.inference.segment import segment, without_underline
+
+    mask = np.zeros((160, 220), np.uint8)
+    cv2.putText(mask, "60", (60, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 255, 3)  # digits about 35 px tall
+    cv2.line(mask, (50, 81), (150, 84), 255, 3)  # a pen underline touching their feet, a little tilted
+    cv2.line(mask, (90, 83), (112, 108), 255, 3)  # and a clerk's cross hanging from it
+    cv2.line(mask, (112, 83), (90, 108), 255, 3)
+    [line] = segment(mask)
+    assert len(line.pieces) == 1  # the underline joins digits and cross: one piece, three times too tall
+    view = without_underline(line)
+    assert view is not None and len(view.pieces) == 2
+    assert all(p.y2 <= 84 for p in view.pieces) and 25 <= view.height <= 40
+
+
+def test_the_long_foot_of_a_wide_2_is_not_taken_for_an_underline():
+    import cv2
+
+    from digitread.inference.segment import segment, without_underline
+
+    mask = np.zeros((140, 200), np.uint8)
+    cv2.ellipse(mask, (100, 50), (55, 28), 0, 180, 360, 255, 3)  # the 2's arch, written wide
+    cv2.line(mask, (155, 50), (40, 108), 255, 3)  # its diagonal
+    cv2.line(mask, (40, 108), (165, 110), 255, 3)  # and its foot, as long as an underline
+    [line] = segment(mask)
+    assert without_underline(line) is None
 
 
 def test_export_to_a_folder_is_one_line_not_a_traceback(tmp_path, capsys):

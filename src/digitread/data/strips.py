@@ -4,7 +4,8 @@ A strip is a handwritten number the way it sits on a cheque or a form: digits (M
 digits) placed left to right with random spacing down to touching and overlapping, scale and
 baseline jitter, slant and pen width; separators that are not part of the number (thousands dots and
 commas, trailing dashes, '=', '/-', crosses and ticks); printed baselines, ruled lines, box edges, guilloche patterns
-and paper texture; blur, noise, JPEG and both polarities. The label is the digits alone, as on
+and paper texture; pen underlines (a register's row number, underlined and crossed); blur, noise,
+JPEG and both polarities. The label is the digits alone, as on
 ORAND-CAR ("27.375,-" is 27375).
 
 Each rendered strip then goes through the reader's own ``find_lines`` (prepare, segment) and is cut by
@@ -45,6 +46,7 @@ class StripConfig:
     # Each string is drawn mark by mark: ',', '-', '=', '/', '.', '~' (a flourish), '+', 'x', 'v' (a tick).
     trailing_marks: tuple[str, ...] = (",", "-", "=", "/-", ",-", ".-", "--", "~", "+", "x", "v")
     leading: float = 0.1  # chance of a leading '=' or '-' (cheque amounts are fenced against edits)
+    underline: float = 0.15  # chance of a pen underline touching the digits, often with a cross on or under it
     baseline: float = 0.5  # chance of a printed baseline under (or through the foot of) the digits
     ruled: float = 0.2  # chance of faint ruled lines
     box: float = 0.2  # chance of printed box edges left and right
@@ -95,6 +97,35 @@ def _separator(kind: str, h: int, stroke: int) -> np.ndarray:
         cv2.line(canvas, (h // 6, mid + h // 5), (h // 2, mid - h // 4), 255, stroke)
         width = h // 2
     return canvas[:, : width + 2]
+
+
+def _underline(
+    canvas: np.ndarray, x0: int, x1: int, baseline: int, height: int, stroke: int, rng: np.random.Generator
+) -> int:
+    """A hand-drawn line under the number from ``x0`` to ``x1``, touching or nearly touching the digits'
+    feet, and in half the strips a cross ('+' or 'x') on its right end or under it, as register clerks
+    mark a row. Where line removal leaves it (it is shorter than a ruled line), it joins the digits into
+    one piece. Returns the column after the canvas's rightmost ink."""
+    h, w = canvas.shape
+    start = x0 - int(height * rng.uniform(-0.1, 0.4))
+    end = min(w - 2, x1 + int(height * rng.uniform(-0.1, 0.5)))
+    xs = np.arange(max(0, start), end)
+    y = baseline + height * rng.uniform(-0.02, 0.2)
+    tilt, sag = rng.uniform(-0.08, 0.08), height * rng.uniform(-0.06, 0.06)
+    ys = y + tilt * (xs - xs[0]) + sag * np.sin(np.pi * (xs - xs[0]) / max(1, len(xs)))
+    points = np.stack([xs, np.clip(ys, 0, h - 1)], 1).astype(np.int32)
+    cv2.polylines(canvas, [points], False, 255, max(1, stroke - int(rng.integers(0, 2))), cv2.LINE_AA)
+    right = int(xs[-1]) if len(xs) else x1
+    if len(xs) and rng.random() < 0.5:
+        size = max(8, int(height * rng.uniform(0.7, 1.2)))  # the cross is half its canvas
+        cross = _separator(str(rng.choice(["+", "x"])), size, stroke)
+        if rng.random() < 0.5:  # on the line's right end
+            cx, cy = right - cross.shape[1] // 3, int(ys[-1]) - size // 2
+        else:  # under the line, near its middle
+            cx, cy = int(xs[len(xs) // 2]) - cross.shape[1] // 2, int(ys.max()) + stroke - size // 4
+        cx, cy = int(np.clip(cx, 0, w - cross.shape[1])), int(np.clip(cy, 0, h - size))
+        place(canvas, cross, cx, cy)
+    return int(np.nonzero(canvas.any(axis=0))[0].max()) + 1
 
 
 def _elastic(digit: np.ndarray, rng: np.random.Generator, alpha: float = 30.0, sigma: float = 4.5) -> np.ndarray:
@@ -196,6 +227,7 @@ def compose_strip(
     canvas = np.zeros((int(height * 2.4), width), np.uint8)
     baseline = int(height * 1.7)
     x = margin
+    first = x
     if rng.random() < cfg.leading:
         mark = _separator(str(rng.choice(["-", "="])), height, stroke)
         place(canvas, mark, x, baseline - height)
@@ -215,6 +247,9 @@ def compose_strip(
             x += mark.shape[1]
         if k + 1 < n:
             x = max(1, x + int(height * rng.uniform(*cfg.spacing)))
+    # Drawn only when asked for, so sets made with underline=0 keep their random draws (benchmarks).
+    if cfg.underline and rng.random() < cfg.underline:
+        x = max(x, _underline(canvas, first, x, baseline, height, stroke, rng))
     canvas = canvas[:, : min(width, x + margin)]
     return _paper(canvas, rng, cfg, height, baseline), label
 

@@ -14,6 +14,7 @@ from digitread.inference.preprocess import Prepared, prepare, working_scale
 from digitread.inference.segment import Line, segment
 
 MIN_WRITING = 40  # pixels of digit height: chosen on generated numbers with small digits (MNIST validation digits)
+MAX_GROWTH = 1.6  # enlarged writing taller than this many MIN_WRITINGs is not the same writing
 
 
 def find_lines(gray: np.ndarray) -> tuple[Prepared, list[Line]]:
@@ -23,6 +24,11 @@ def find_lines(gray: np.ndarray) -> tuple[Prepared, list[Line]]:
     if 0 < writing < MIN_WRITING:
         zoom = MIN_WRITING / writing
         if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
-            prepared = prepare(gray, zoom=zoom, writing=MIN_WRITING)
-            lines = segment(prepared.mask)
+            enlarged = prepare(gray, zoom=zoom, writing=MIN_WRITING)
+            more = segment(enlarged.mask)
+            # Enlarged, the writing should come out about MIN_WRITING tall. Far taller means the new
+            # preparation joined something else into the lines (a page edge, a margin's border) and
+            # lost the writing: the first look is the better one.
+            if max((line.height for line in more), default=0.0) <= MAX_GROWTH * MIN_WRITING:
+                prepared, lines = enlarged, more
     return prepared, lines

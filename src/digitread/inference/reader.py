@@ -26,7 +26,7 @@ from digitread.inference.normalize import fit_digit, saturate_ink, thicken_strok
 from digitread.inference.predictor import DigitClassifier
 from digitread.inference.preprocess import Prepared
 from digitread.inference.results import DigitReading, LineReading, Reading
-from digitread.inference.segment import Line, Piece, split_candidates
+from digitread.inference.segment import Line, Piece, split_candidates, without_underline
 from digitread.inference.sequence import SequenceReader, StripReading
 from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
@@ -119,14 +119,7 @@ class DigitReader:
         """Read several images; each model runs once over the pieces or lines of all of them."""
         names = list(names) if names is not None else [None] * len(images)
         found = [find_lines(load_image(image, name)) for image, name in zip(images, names, strict=True)]
-        # (image, line) -> the whole-line reading; the sequence model reads every line of every image at once.
-        wholes: dict[tuple[int, int], LineReading] = {}
-        if self.mode != "segment":
-            keys = [(i, j) for i, (_, lines) in enumerate(found) for j in range(len(lines))]
-            strips = [line_strip(found[i][0], found[i][1][j]) for i, j in keys]
-            results = self.sequence.read([s.image for s in strips]) if strips else []
-            for (i, j), strip, result in zip(keys, strips, results, strict=True):
-                wholes[i, j] = self._assemble_sequence(found[i][1][j], strip, result, found[i][0])
+        wholes = self._read_whole(found) if self.mode != "segment" else {}
         # The digit-by-digit reading, only for the lines that need it: in auto mode, those whose whole
         # reading is unsure (all that _choose_reading would consult it for).
         segmented = self._read_segmented(
@@ -146,6 +139,30 @@ class DigitReader:
                 chosen = [max(chosen, key=_prominence)]
             readings.append(Reading.from_lines(chosen, name))
         return readings
+
+    def _read_whole(self, found: list[tuple[Prepared, list[Line]]]) -> dict[tuple[int, int], LineReading]:
+        """(image, line) -> the whole-line reading; the sequence model reads every line of every image at once.
+
+        A line whose reading is unsure (under FALLBACK_BELOW, like auto's fallback) and that holds a pen
+        underline is read again, in one more batch, with the underline cut off and the ink under it (a
+        clerk's cross) left out, so the strip is not shrunk to fit them (``segment.without_underline``).
+        That view's reading replaces the line's when it is surer: the cut can also take the foot off a
+        digit, so a sure reading is never second-guessed, and a line read surely costs no second look.
+        """
+        keys = [(i, j) for i, (_, lines) in enumerate(found) for j in range(len(lines))]
+        strips = [line_strip(found[i][0], found[i][1][j]) for i, j in keys]
+        results = self.sequence.read([s.image for s in strips]) if strips else []
+        wholes = {}
+        for (i, j), strip, result in zip(keys, strips, results, strict=True):
+            wholes[i, j] = self._assemble_sequence(found[i][1][j], strip, result, found[i][0])
+        unsure = [(i, j) for i, j in keys if wholes[i, j].confidence < FALLBACK_BELOW]
+        views = [(k, line) for k in unsure if (line := without_underline(found[k[0]][1][k[1]])) is not None]
+        view_strips = [line_strip(found[i][0], line) for (i, _), line in views]
+        view_results = self.sequence.read([s.image for s in view_strips]) if view_strips else []
+        for ((i, j), line), strip, result in zip(views, view_strips, view_results, strict=True):
+            if result.confidence > wholes[i, j].confidence:
+                wholes[i, j] = self._assemble_sequence(line, strip, result, found[i][0])
+        return wholes
 
     def _read_segmented(
         self, keys: list[tuple[int, int]], found: list[tuple[Prepared, list[Line]]]

@@ -161,6 +161,65 @@ def _drop_rules(pieces: list[Piece]) -> list[Piece]:
     return [p for p in pieces if p.w * THIN_RULE >= p.h or p.h <= RULE_HEIGHT * height]
 
 
+def without_underline(line: Line) -> Line | None:
+    """``line`` with a pen underline taken out of its pieces, and the ink under the underline left out;
+    None when no piece holds one.
+
+    A row number underlined by hand (often with a cross under the line) is one piece: the line joins
+    the digits and the cross, so the piece is twice the digits' height and its strip shrinks them. An
+    underline is the widest run of long horizontal strokes (an opening a quarter of the piece wide,
+    so a slightly tilted line counts) in a piece's lower part, across most of its width and thin. A
+    digit's own strokes can look the same (a 4's bar, the foot of a wide 2), so this is only a second
+    view of the line, which the reader takes when the sequence model reads it more surely than an
+    unsure reading of the line as it is (``DigitReader._read_whole``).
+    """
+    pieces, found = [], False
+    for piece in line.pieces:
+        cut = _cut_underline(piece)
+        found |= cut is not None
+        pieces.extend(cut or [piece])
+    if not found:
+        return None
+    tallest = max(p.h for p in pieces)
+    height = float(np.median([p.h for p in pieces if p.h >= 0.5 * tallest]))
+    for p in pieces:  # what the cut left may be marks (a point after the number), as segment() judges them
+        p.kind = _kind(p, height)
+    return Line(sorted(pieces, key=lambda p: p.x), height)
+
+
+def _cut_underline(piece: Piece) -> list[Piece] | None:
+    """The parts of ``piece`` above its underline (see ``without_underline``), or None."""
+    if piece.kind != "digit" or piece.w < 16 or piece.h < 12 or piece.w < 0.8 * piece.h:
+        return None
+    run = max(6, piece.w // 4)
+    long_runs = cv2.morphologyEx(piece.mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
+    long_runs[: int(0.4 * piece.h)] = 0
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(long_runs, connectivity=8)
+    if count < 2:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_WIDTH]))
+    x, y, w, h, area = stats[k]
+    if w < 0.7 * piece.w or area / w > 0.12 * piece.h:
+        return None
+    underline = cv2.dilate((labels == k).astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
+    rest = cv2.bitwise_and(piece.mask, cv2.bitwise_not(underline))
+    middle = y + h / 2
+    parts = [
+        q
+        for q in _components(rest)
+        if q.y + q.h / 2 < middle and cv2.countNonZero(q.mask) >= 0.03 * cv2.countNonZero(piece.mask)
+    ]
+    if not parts:
+        return None
+    # A number's underline leaves two or more digits above it, side by side; the base of a 2 or the
+    # foot of a 1 leaves one (a lone digit's underline is left alone: it looks just like them).
+    if sum(q.h >= 0.5 * max(r.h for r in parts) for q in parts) < 2:
+        return None
+    for q in parts:
+        q.x, q.y = q.x + piece.x, q.y + piece.y
+    return parts
+
+
 def _pen_width(piece: Piece) -> float:
     """The widest stroke in a piece: twice the largest distance from ink to background."""
     padded = np.pad((piece.mask > 0).astype(np.uint8), 1)
