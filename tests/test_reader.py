@@ -415,3 +415,30 @@ def test_a_margin_wider_than_the_page_is_still_left_out():
     background[:, :150] = 225  # a black margin, 60% of the image
     solid = _solid(background, 11)
     assert solid is not None and solid[:, :150].all() and not solid[:, 160:].any()
+
+
+def test_a_whole_line_reading_ends_at_the_last_digit_sized_piece():
+    from digitread.inference.reader import _end_at_last_digit
+    from digitread.inference.segment import Line, Piece
+    from digitread.inference.sequence import StripReading
+
+    def piece(x, w, h, kind):
+        return Piece(x, 40 - h, w, h, np.full((h, w), 255, np.uint8), kind)
+
+    # "230," : three digits 30 pixels tall, then a comma a third as tall, read as a fourth digit.
+    line = Line(
+        [piece(0, 20, 30, "digit"), piece(25, 20, 30, "digit"), piece(50, 20, 30, "digit"), piece(75, 5, 10, "dot")], 30
+    )
+    probs = [np.eye(10)[d] for d in (2, 3, 0, 1)]
+    reading = StripReading("2301", 0.6, [(0, 4), (4, 8), (8, 12), (12, 16)], probs)
+    kept, centres = _end_at_last_digit(reading, [8.0, 33.0, 58.0, 77.0], line)
+    assert kept.text == "230" and centres == [8.0, 33.0, 58.0] and len(kept.spans) == len(kept.char_probs) == 3
+    assert kept.confidence == 0.6 and kept.char_probs[2][0] == 1
+    # A digit read on a digit-sized piece stays, wherever its spike sits on it; so does a line without marks.
+    same, _ = _end_at_last_digit(reading, [8.0, 33.0, 58.0, 69.0], line)
+    assert same.text == "2301"
+    bare = Line(line.pieces[:3], 30)
+    assert (
+        _end_at_last_digit(StripReading("230", 0.9, reading.spans[:3], probs[:3]), [8.0, 33.0, 58.0], bare)[0].text
+        == "230"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,21 @@ def test_a_pen_underline_runs_under_the_whole_number_and_ends_where_it_says():
         assert cols.min() <= 20 + 0.1 * height and cols.max() >= 120 - 0.1 * height  # under all of it
         assert rows.max() >= baseline  # below the feet, not through the digits
         assert right == np.nonzero(canvas.any(axis=0))[0].max() + 1 >= cols.max() + 1
+
+
+def test_a_rows_cross_after_the_number_is_drawn_at_its_size_and_left_out_of_the_label(mnist):
+    from digitread.data.strips import StripConfig, _separator, compose_strip
+
+    small, large = (_separator("+", 40, 3, arm=a) for a in (0.15, 0.3))
+    assert np.ptp(np.nonzero(small.any(axis=0))[0]) < 0.7 * np.ptp(np.nonzero(large.any(axis=0))[0])
+    rng = np.random.default_rng(4)
+    cfg = StripConfig(min_digits=1, max_digits=3, trailing=1.0, trailing_marks=("+", "x"), words=0)
+    for _ in range(10):
+        state = rng.bit_generator.state
+        _, label = compose_strip(mnist.train.images, mnist.train.labels, rng, cfg)
+        rng.bit_generator.state = state
+        _, same = compose_strip(mnist.train.images, mnist.train.labels, rng, replace(cfg, trailing=0.0))
+        assert label == same and label.isdigit()  # the same digits, and the cross is not one of them
 
 
 def test_collate_pads_to_the_frame_width_and_concatenates_targets():

@@ -47,3 +47,22 @@ def test_pen_digits_are_seeded_labelled_fields_that_a_digit_model_reads():
     # The drawings are digits: a model trained on MNIST (and pen digits) reads nearly all of them.
     read = DigitClassifier.from_pretrained().probabilities(images).argmax(1)
     assert (read == labels).mean() >= 0.9
+
+
+def test_a_2_with_a_looped_top_has_a_closed_loop_above_and_a_foot_below():
+    import cv2
+
+    from digitread.data.pen_digits import _two_loop_top, draw_pen_digit
+
+    rng = np.random.default_rng(3)
+    looped = 0
+    for _ in range(40):
+        # draw_pen_digit picks one of the 2's styles at random; this one is asked for by hand.
+        digit = draw_pen_digit(2, rng, styles=[_two_loop_top])
+        ink = (digit > 80).astype(np.uint8)
+        _, hierarchy = cv2.findContours(ink, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        holes = [] if hierarchy is None else [h for h in hierarchy[0] if h[3] >= 0]  # contours inside another
+        rows = np.nonzero(ink.any(axis=1))[0]
+        foot = ink[rows[-3:]].any(axis=0)
+        looped += bool(holes) and foot.sum() >= 0.5 * np.ptp(np.nonzero(ink.any(axis=0))[0])
+    assert looped >= 34, looped

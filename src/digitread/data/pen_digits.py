@@ -92,6 +92,17 @@ def _two_curl(r):
     return [_join(curl, top, _line((0.15, 0.95), (0.88, r.uniform(0.88, 0.98))))]
 
 
+def _two_loop_top(r):
+    # A 2 whose top is a closed loop: the pen starts low on the left, climbs and goes round clockwise,
+    # crosses its own start and runs down the diagonal to the foot (common on cheques). A 9 has the
+    # loop too; the foot running right is what tells them apart.
+    rx, ry = r.uniform(0.24, 0.34), r.uniform(0.18, 0.27)
+    cx, cy = 0.5 + r.uniform(-0.05, 0.05), 0.05 + ry
+    loop = _arc(cx, cy, rx, ry, r.uniform(120, 160), r.uniform(470, 500), 36)
+    foot_y = r.uniform(0.88, 0.97)
+    return [_join(loop, _line((r.uniform(0.08, 0.2), foot_y), (r.uniform(0.8, 0.95), foot_y + r.uniform(-0.06, 0.03))))]
+
+
 def _three(r):
     upper = _arc(0.45, 0.27, r.uniform(0.26, 0.32), 0.22, r.uniform(-170, -140), 90)
     lower = _arc(0.45, 0.72, r.uniform(0.3, 0.36), 0.24, -90, r.uniform(140, 170))
@@ -177,7 +188,7 @@ def _nine(r, attach: float):
 STYLES: dict[int, list[Callable]] = {
     0: [_zero, _zero_wide],
     1: [_one_stem, _one_flag, _one_flag],
-    2: [_two_plain, _two_looped, _two_curl],
+    2: [_two_plain, _two_looped, _two_curl, _two_loop_top],
     3: [_three, _three_flat],
     4: [_four_open, _four_closed, _four_upright],
     5: [_five],
@@ -199,9 +210,10 @@ def _warp(points: np.ndarray, rng: np.random.Generator, amount: float = 0.04) ->
     return out
 
 
-def draw_pen_digit(label: int, rng: np.random.Generator) -> np.ndarray:
-    """One digit ``label`` in a random style, as a 28x28 MNIST-style uint8 field (white ink on black)."""
-    styles = STYLES[label]
+def draw_pen_digit(label: int, rng: np.random.Generator, styles: list[Callable] | None = None) -> np.ndarray:
+    """One digit ``label`` in a random style (of ``styles``, by default all of the label's), as a 28x28
+    MNIST-style uint8 field (white ink on black)."""
+    styles = styles or STYLES[label]
     strokes = styles[int(rng.integers(len(styles)))](rng)
     shear, angle = rng.uniform(-0.35, 0.35), np.radians(rng.uniform(-8, 8))
     width = rng.uniform(0.55, 1.15)  # narrow hands and round ones

@@ -44,7 +44,8 @@ class StripConfig:
     separators: float = 0.35  # chance of thousands dots or commas
     trailing: float = 0.35  # chance of one of trailing_marks after the number
     # Each string is drawn mark by mark: ',', '-', '=', '/', '.', '~' (a flourish), '+', 'x', 'v' (a tick).
-    trailing_marks: tuple[str, ...] = (",", "-", "=", "/-", ",-", ".-", "--", "~", "+", "x", "v")
+    # Crosses twice over: a register's row mark, often small and set apart, is easily read as a 4 or a 1.
+    trailing_marks: tuple[str, ...] = (",", "-", "=", "/-", ",-", ".-", "--", "~", "+", "x", "v", "+", "x")
     leading: float = 0.1  # chance of a leading '=' or '-' (cheque amounts are fenced against edits)
     underline: float = 0.15  # chance of a pen underline touching the digits, often with a cross on or under it
     baseline: float = 0.5  # chance of a printed baseline under (or through the foot of) the digits
@@ -57,8 +58,12 @@ class StripConfig:
     jpeg: float = 0.4
 
 
-def _separator(kind: str, h: int, stroke: int) -> np.ndarray:
-    """A mark drawn on its own canvas (h x w), its foot on the canvas's bottom row like a digit's."""
+CROSSES = ("+", "x")
+
+
+def _separator(kind: str, h: int, stroke: int, arm: float = 0.25) -> np.ndarray:
+    """A mark drawn on its own canvas (h x w), its foot on the canvas's bottom row like a digit's; a
+    cross's arms are ``arm`` times ``h`` long."""
     canvas = np.zeros((h, max(4, h)), np.uint8)
     r = max(2, stroke)
     if kind == ".":
@@ -83,8 +88,8 @@ def _separator(kind: str, h: int, stroke: int) -> np.ndarray:
     elif kind == "/":
         cv2.line(canvas, (1, h - 2), (h // 3, h // 6), 255, stroke)
         width = h // 3
-    elif kind in ("+", "x"):  # a cross or a plus beside the number (a register's mark, a checked box)
-        arm = h // 4
+    elif kind in CROSSES:  # a cross or a plus beside the number (a register's mark, a checked box)
+        arm = max(2, int(arm * h))
         c = arm + stroke
         ends = [((c - arm, mid), (c + arm, mid)), ((c, mid - arm), (c, mid + arm))]
         if kind == "x":
@@ -241,9 +246,15 @@ def compose_strip(
         place(canvas, glyph, x, y)
         x += glyph.shape[1]
         for kind in marks_after.get(k, []):
-            x += int(height * rng.uniform(0.02, 0.2))
-            mark = _separator(kind, height, stroke)
-            place(canvas, mark, x, baseline - height + int(rng.integers(0, height // 8 + 1)))
+            if kind in CROSSES:  # a register's row mark: small, often well apart, anywhere from mid-height down
+                x += int(height * rng.uniform(0.05, 0.9))
+                mark = _separator(kind, height, stroke, arm=rng.uniform(0.15, 0.3))
+                drop = int(rng.integers(0, height // 3 + 1))
+            else:
+                x += int(height * rng.uniform(0.02, 0.2))
+                mark = _separator(kind, height, stroke)
+                drop = int(rng.integers(0, height // 8 + 1))
+            place(canvas, mark, x, baseline - height + drop)
             x += mark.shape[1]
         if k + 1 < n:
             x = max(1, x + int(height * rng.uniform(*cfg.spacing)))
