@@ -28,8 +28,9 @@ model: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe reader_pen --init runs/reader --out runs/reader_pen --overwrite
 	cp runs/reader_pen/model.safetensors runs/reader_pen/config.json runs/reader_pen/history.json src/digitread/weights/default/
 
-# Retrain the sequence ensemble shipped in the package (two members, about 45 and 35 minutes on 2 cores,
-# then each fine-tuned with pen-drawn digits, about 15 minutes each) and install it.
+# Retrain the sequence ensemble shipped in the package and install it: two members (about 45 and 35
+# minutes on 2 cores), each fine-tuned with pen-drawn digits (about 15 minutes each), and a third
+# trained from scratch with them (about an hour).
 SEQ := src/digitread/weights/sequence
 sequence-model: $(STAMP)
 	DIGITREAD_DATA=$(DATA) $(BIN)/digitread train --recipe strings --out runs/crnn_wide_base --overwrite

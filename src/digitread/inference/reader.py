@@ -32,6 +32,7 @@ from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
 MODES = ("auto", "segment", "sequence")
 FALLBACK_BELOW = 0.5  # auto consults the digit-by-digit reading only under this whole-line confidence
+LOOK_AGAIN_BELOW = 0.5  # a line read less surely than this is read again without its pen underline
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
 SPLIT_ASPECT = 1.0
@@ -143,7 +144,7 @@ class DigitReader:
     def _read_whole(self, found: list[tuple[Prepared, list[Line]]]) -> dict[tuple[int, int], LineReading]:
         """(image, line) -> the whole-line reading; the sequence model reads every line of every image at once.
 
-        A line whose reading is unsure (under FALLBACK_BELOW, like auto's fallback) and that holds a pen
+        A line whose reading is unsure (under LOOK_AGAIN_BELOW) and that holds a pen
         underline is read again, in one more batch, with the underline cut off and the ink under it (a
         clerk's cross) left out, so the strip is not shrunk to fit them (``segment.without_underline``).
         That view's reading replaces the line's when it is surer: the cut can also take the foot off a
@@ -155,7 +156,7 @@ class DigitReader:
         wholes = {}
         for (i, j), strip, result in zip(keys, strips, results, strict=True):
             wholes[i, j] = self._assemble_sequence(found[i][1][j], strip, result, found[i][0])
-        unsure = [(i, j) for i, j in keys if wholes[i, j].confidence < FALLBACK_BELOW]
+        unsure = [(i, j) for i, j in keys if wholes[i, j].confidence < LOOK_AGAIN_BELOW]
         views = [(k, line) for k in unsure if (line := without_underline(found[k[0]][1][k[1]])) is not None]
         view_strips = [line_strip(found[i][0], line) for (i, _), line in views]
         view_results = self.sequence.read([s.image for s in view_strips]) if view_strips else []
