@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,19 +58,24 @@ def test_a_pen_underline_runs_under_the_whole_number_and_ends_where_it_says():
         assert right == np.nonzero(canvas.any(axis=0))[0].max() + 1 >= cols.max() + 1
 
 
-def test_a_rows_cross_after_the_number_is_drawn_at_its_size_and_left_out_of_the_label(mnist):
-    from digitread.data.strips import StripConfig, _separator, compose_strip
+def test_a_rows_cross_after_the_number_is_small_set_apart_and_below_mid_height():
+    from digitread.data.strips import _mark_after
 
-    small, large = (_separator("+", 40, 3, arm=a) for a in (0.15, 0.3))
-    assert np.ptp(np.nonzero(small.any(axis=0))[0]) < 0.7 * np.ptp(np.nonzero(large.any(axis=0))[0])
-    rng = np.random.default_rng(4)
-    cfg = StripConfig(min_digits=1, max_digits=3, trailing=1.0, trailing_marks=("+", "x"), words=0)
-    for _ in range(10):
-        state = rng.bit_generator.state
-        _, label = compose_strip(mnist.train.images, mnist.train.labels, rng, cfg)
-        rng.bit_generator.state = state
-        _, same = compose_strip(mnist.train.images, mnist.train.labels, rng, replace(cfg, trailing=0.0))
-        assert label == same and label.isdigit()  # the same digits, and the cross is not one of them
+    height, baseline, x, stroke = 40, 70, 50, 3
+    gaps = []
+    for seed in range(30):
+        for kind in ("+", "x", "-"):
+            canvas = np.zeros((100, 200), np.uint8)
+            end = _mark_after(canvas, kind, x, baseline, height, stroke, np.random.default_rng(seed))
+            rows, cols = np.nonzero(canvas)
+            assert x < cols.min() and cols.max() < end  # after the number, and the returned column after it
+            if kind == "-":
+                assert cols.min() - x <= 0.2 * height + 2  # the other marks sit close
+                continue
+            assert rows.max() - rows.min() <= 0.6 * height + stroke  # arms under 0.3 of the digit height
+            assert (rows.min() + rows.max()) / 2 >= baseline - height / 2 - 1  # from mid-height down
+            gaps.append(cols.min() - x)
+    assert max(gaps) > 0.5 * height  # often well apart from the number
 
 
 def test_collate_pads_to_the_frame_width_and_concatenates_targets():
@@ -402,11 +406,14 @@ def test_an_underlined_row_number_is_seen_again_without_its_underline_and_cross(
     cv2.line(mask, (50, 81), (150, 84), 255, 3)  # a pen underline touching their feet, a little tilted
     cv2.line(mask, (90, 83), (112, 108), 255, 3)  # and a clerk's cross hanging from it
     cv2.line(mask, (112, 83), (90, 108), 255, 3)
+    cv2.line(mask, (185, 62), (185, 80), 255, 3)  # a short stroke after the number: a mark beside the tall piece
     [line] = segment(mask)
-    assert len(line.pieces) == 1  # the underline joins digits and cross: one piece, three times too tall
+    assert [p.kind for p in line.pieces] == ["digit", "dot"]  # the underline joins digits and cross: one piece
     view = without_underline(line)
-    assert view is not None and len(view.pieces) == 2
+    assert view is not None and [p.kind for p in view.pieces] == ["digit", "digit", "digit"]
     assert all(p.y2 <= 84 for p in view.pieces) and 25 <= view.height <= 40
+    # Beside digits of their own height the stroke is judged again, on copies: the line keeps its pieces.
+    assert [p.kind for p in line.pieces] == ["digit", "dot"] and len(line.pieces) == 2
 
 
 def test_the_long_foot_of_a_wide_2_is_not_taken_for_an_underline():

@@ -104,6 +104,24 @@ def _separator(kind: str, h: int, stroke: int, arm: float = 0.25) -> np.ndarray:
     return canvas[:, : width + 2]
 
 
+def _mark_after(
+    canvas: np.ndarray, kind: str, x: int, baseline: int, height: int, stroke: int, rng: np.random.Generator
+) -> int:
+    """Draw the mark ``kind`` just after column ``x`` (a separator or a trailing mark); returns the column
+    after it. A cross or a plus is a register's row mark: small, often well apart, anywhere from
+    mid-height down; the rest sit close, at about the digits' height."""
+    if kind in CROSSES:
+        x += int(height * rng.uniform(0.05, 0.9))
+        mark = _separator(kind, height, stroke, arm=rng.uniform(0.15, 0.3))
+        drop = int(rng.integers(0, height // 3 + 1))
+    else:
+        x += int(height * rng.uniform(0.02, 0.2))
+        mark = _separator(kind, height, stroke)
+        drop = int(rng.integers(0, height // 8 + 1))
+    place(canvas, mark, x, baseline - height + drop)
+    return x + mark.shape[1]
+
+
 def _underline(
     canvas: np.ndarray, x0: int, x1: int, baseline: int, height: int, stroke: int, rng: np.random.Generator
 ) -> int:
@@ -123,7 +141,7 @@ def _underline(
     right = int(xs[-1]) if len(xs) else x1
     if len(xs) and rng.random() < 0.5:
         size = max(8, int(height * rng.uniform(0.7, 1.2)))  # the cross is half its canvas
-        cross = _separator(str(rng.choice(["+", "x"])), size, stroke)
+        cross = _separator(str(rng.choice(CROSSES)), size, stroke)
         if rng.random() < 0.5:  # on the line's right end
             cx, cy = right - cross.shape[1] // 3, int(ys[-1]) - size // 2
         else:  # under the line, near its middle
@@ -246,16 +264,7 @@ def compose_strip(
         place(canvas, glyph, x, y)
         x += glyph.shape[1]
         for kind in marks_after.get(k, []):
-            if kind in CROSSES:  # a register's row mark: small, often well apart, anywhere from mid-height down
-                x += int(height * rng.uniform(0.05, 0.9))
-                mark = _separator(kind, height, stroke, arm=rng.uniform(0.15, 0.3))
-                drop = int(rng.integers(0, height // 3 + 1))
-            else:
-                x += int(height * rng.uniform(0.02, 0.2))
-                mark = _separator(kind, height, stroke)
-                drop = int(rng.integers(0, height // 8 + 1))
-            place(canvas, mark, x, baseline - height + drop)
-            x += mark.shape[1]
+            x = _mark_after(canvas, kind, x, baseline, height, stroke, rng)
         if k + 1 < n:
             x = max(1, x + int(height * rng.uniform(*cfg.spacing)))
     # Drawn only when asked for, so sets made with underline=0 keep their random draws (benchmarks).

@@ -32,7 +32,7 @@ from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
 MODES = ("auto", "segment", "sequence")
 FALLBACK_BELOW = 0.5  # auto consults the digit-by-digit reading only under this whole-line confidence
-LOOK_AGAIN_BELOW = 0.5  # a line read less surely than this is read again without its pen underline
+UNDERLINE_LOOK_BELOW = 0.5  # a line read less surely than this is read again without its pen underline
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
 SPLIT_ASPECT = 1.0
@@ -144,7 +144,7 @@ class DigitReader:
     def _read_whole(self, found: list[tuple[Prepared, list[Line]]]) -> dict[tuple[int, int], LineReading]:
         """(image, line) -> the whole-line reading; the sequence model reads every line of every image at once.
 
-        A line whose reading is unsure (under LOOK_AGAIN_BELOW) and that holds a pen
+        A line whose reading is unsure (under UNDERLINE_LOOK_BELOW) and that holds a pen
         underline is read again, in one more batch, with the underline cut off and the ink under it (a
         clerk's cross) left out, so the strip is not shrunk to fit them (``segment.without_underline``).
         That view's reading replaces the line's when it is surer: the cut can also take the foot off a
@@ -156,7 +156,7 @@ class DigitReader:
         wholes = {}
         for (i, j), strip, result in zip(keys, strips, results, strict=True):
             wholes[i, j] = self._assemble_sequence(found[i][1][j], strip, result, found[i][0])
-        unsure = [(i, j) for i, j in keys if wholes[i, j].confidence < LOOK_AGAIN_BELOW]
+        unsure = [(i, j) for i, j in keys if wholes[i, j].confidence < UNDERLINE_LOOK_BELOW]
         views = [(k, line) for k in unsure if (line := without_underline(found[k[0]][1][k[1]])) is not None]
         view_strips = [line_strip(found[i][0], line) for (i, _), line in views]
         view_results = self.sequence.read([s.image for s in view_strips]) if view_strips else []
@@ -307,7 +307,7 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
     Segmentation calls a piece under 0.45 of the line's digit height a mark, and the digit-by-digit
     reading drops marks after a number (the comma, dash or '/-' that fences a cheque amount). The
     sequence models learned from strips where a small digit may follow a number, and read such a mark
-    as a 1, a 3 or a 7. So both readings now end the number at the same place. Its cost: a last digit
+    as a digit, most often a 1. So both readings now end the number at the same place. Its cost: a last digit
     written under half the height of the others is lost by both. The confidence stays the model's: the
     marks' share of it is not split off."""
     ends = [p.x2 for p in line.pieces if p.kind == "digit"]

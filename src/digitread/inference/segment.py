@@ -6,7 +6,7 @@ piece is (and where to cut touching digits) is left to the reader, which has the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -177,7 +177,9 @@ def without_underline(line: Line) -> Line | None:
     for piece in line.pieces:
         cut = _cut_underline(piece)
         found |= cut is not None
-        pieces.extend(cut or [piece])
+        # Copies of the pieces left whole: they are judged again below, and ``line`` must keep its own
+        # (the digit-by-digit reading of the same line may still come).
+        pieces.extend(cut or [replace(piece)])
     if not found:
         return None
     tallest = max(p.h for p in pieces)
