@@ -239,16 +239,17 @@ def test_auto_keeps_the_whole_reading_unless_it_is_unsure_and_the_cut_one_surer(
     assert compared >= 10
 
 
-def test_auto_falls_back_to_the_cut_reading_only_below_half():
-    from digitread.inference.reader import _choose_reading
+def test_auto_falls_back_to_the_cut_reading_only_when_the_whole_one_is_very_likely_wrong():
+    from digitread.inference.reader import FALLBACK_BELOW, _choose_reading
     from digitread.inference.results import LineReading
 
     def line(text, confidence, path):
         return LineReading(text, confidence, (0, 0, 1, 1), [], path)
 
-    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.6, "sequence")).path == "sequence"
-    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.4, "sequence")).path == "segment"
-    assert _choose_reading(line("12", 0.3, "segment"), line("17", 0.4, "sequence")).path == "sequence"
+    assert FALLBACK_BELOW == 0.2
+    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.4, "sequence")).path == "sequence"
+    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.15, "sequence")).path == "segment"
+    assert _choose_reading(line("12", 0.1, "segment"), line("17", 0.15, "sequence")).path == "sequence"
     assert _choose_reading(None, line("17", 0.1, "sequence")).path == "sequence"
     assert _choose_reading(line("12", 0.1, "segment"), None).path == "segment"
 

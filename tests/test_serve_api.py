@@ -114,7 +114,7 @@ def test_model_health_docs_and_page_are_served(client):
     assert model["mode"] == "auto" and model["digit_model"]["arch"] == "cnn"
     assert model["digit_model"]["calibration"]["temperature"] > 0
     assert model["sequence_model"]["task"] == "strings"
-    assert [m["arch"] for m in model["sequence_model"]["members"]] == ["crnn_wide", "crnn_digits", "crnn_wide"]
+    assert [m["arch"] for m in model["sequence_model"]["members"]] == ["crnn_wide", "crnn_digits", "crnn_points"]
     assert model["limits"]["max_batch"] == SMALL.max_batch
     assert client.get("/healthz").json()["status"] == "ok"
     assert client.get("/docs").status_code == 200

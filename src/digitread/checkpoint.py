@@ -140,9 +140,31 @@ def load_weights_into(model: nn.Module, directory: str | Path) -> None:
     the start of a run that fine-tunes a trained model on new data (``train --init``)."""
     source = load_model(directory)
     arch = source.config["arch"]
+    state = source.state_dict()
     if arch != getattr(model, "arch", arch):
-        raise ConfigError(f"{directory} holds a {arch} model; this run trains {model.arch}: pass --model {arch}")
-    _load_state_strict(model, source.state_dict(), Path(directory) / WEIGHTS_FILE)
+        state = _grown_head(model, state)
+        if state is None:
+            raise ConfigError(f"{directory} holds a {arch} model; this run trains {model.arch}: pass --model {arch}")
+    _load_state_strict(model, state, Path(directory) / WEIGHTS_FILE)
+
+
+def _grown_head(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """``state`` fitted to ``model`` when the two differ only in the output layer (``head``) having more
+    classes in ``model`` (a sequence model gaining a point class): the trained rows are copied, the new
+    ones keep their fresh initialisation. None when they differ in anything else."""
+    expected = model.state_dict()
+    if set(expected) != set(state):
+        return None
+    fitted = {}
+    for key, value in state.items():
+        target = expected[key]
+        if value.shape == target.shape:
+            fitted[key] = value
+        elif key.startswith("head.") and value.shape[1:] == target.shape[1:] and value.shape[0] < target.shape[0]:
+            fitted[key] = torch.cat([value, target[value.shape[0] :]])
+        else:
+            return None
+    return fitted
 
 
 def _load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:

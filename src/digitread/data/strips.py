@@ -24,6 +24,7 @@ from digitread.data.font_digits import load_font_digits
 from digitread.data.outliers import draw_letter
 from digitread.data.synth import place, shape_digit, touch_offset
 from digitread.inference.strip import STRIP_HEIGHT, image_strip
+from digitread.models.crnn import CLASS_OF
 
 
 @dataclass
@@ -42,6 +43,8 @@ class StripConfig:
     elastic: float = 0.5  # share of digits warped by a smooth random displacement field
     words: float = 0.08  # chance that the strip holds letters instead of digits: the model must read nothing
     separators: float = 0.35  # chance of thousands dots or commas
+    decimal_point: float = 0.0  # chance of one point between two digits (for models with a point class)
+    points: bool = False  # label the dots and commas between digits as '.' (models with a point class)
     trailing: float = 0.35  # chance of one of trailing_marks after the number
     # Each string is drawn mark by mark: ',', '-', '=', '/', '.', '~' (a flourish), '+', 'x', 'v' (a tick).
     # Crosses twice over: a register's row mark, often small and set apart, is easily read as a 4 or a 1.
@@ -59,6 +62,15 @@ class StripConfig:
 
 
 CROSSES = ("+", "x")
+
+
+def _with_points(digits: str, marks_after: dict[int, list[str]]) -> str:
+    """The label with a '.' after each digit followed by a dot or comma that is not the last: the reader
+    keeps a point between digits (a decimal point; a thousands separator reads the same way)."""
+    return "".join(
+        d + ("." if k + 1 < len(digits) and {".", ","} & set(marks_after.get(k, [])) else "")
+        for k, d in enumerate(digits)
+    )
 
 
 def _separator(kind: str, h: int, stroke: int, arm: float = 0.25) -> np.ndarray:
@@ -242,8 +254,13 @@ def compose_strip(
         sep = str(rng.choice([".", ","]))
         for k in range(n - 3, 0, -3):
             marks_after.setdefault(k - 1, []).append(sep)
+    # Drawn only when asked for, so sets made without decimal points keep their random draws.
+    if n >= 2 and cfg.decimal_point and rng.random() < cfg.decimal_point:
+        marks_after.setdefault(int(rng.integers(0, n - 1)), []).append(".")
     if rng.random() < cfg.trailing:
         marks_after.setdefault(n - 1, []).extend(list(cfg.trailing_marks[int(rng.integers(len(cfg.trailing_marks)))]))
+    if cfg.points and label:
+        label = _with_points(label, marks_after)
 
     margin = int(height * rng.uniform(0.3, 1.2))
     width = 2 * margin + sum(g.shape[1] for g in glyphs) + (n + 6) * height
@@ -371,7 +388,7 @@ class StripStream(torch.utils.data.IterableDataset):
 
 def collate_strips(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     """Pad strips to the widest (a multiple of 4, the model's frame width) -> (x uint8 (B,1,H,W), widths,
-    targets, labels): ``targets`` concatenates the digits, as CTC expects."""
+    targets, labels): ``targets`` concatenates the labels' classes (a digit, or POINT for '.'), as CTC expects."""
     width = max(s.shape[1] for s, _ in batch)
     width = -(-width // 4) * 4
     x = torch.zeros((len(batch), 1, STRIP_HEIGHT, width), dtype=torch.uint8)
@@ -379,7 +396,7 @@ def collate_strips(batch: list[tuple[np.ndarray, str]]) -> tuple[torch.Tensor, t
         x[i, 0, :, : s.shape[1]] = torch.from_numpy(s)
     widths = torch.tensor([s.shape[1] for s, _ in batch])
     labels = [label for _, label in batch]
-    targets = torch.tensor([int(c) for label in labels for c in label], dtype=torch.long)
+    targets = torch.tensor([CLASS_OF[c] for label in labels for c in label], dtype=torch.long)
     return x, widths, targets, labels
 
 

@@ -15,36 +15,38 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from digitread.models.crnn import BLANK
+from digitread.models.crnn import BLANK, CHAR_OF, CLASS_OF
 
 
 @dataclass
 class Decoded:
     text: str
-    spans: list[tuple[int, int]]  # columns [start, end) each digit was read from
-    char_probs: list[np.ndarray]  # (10,) digit probabilities at each digit's surest column
+    spans: list[tuple[int, int]]  # columns [start, end) each character was read from
+    char_probs: list[np.ndarray]  # (10,) digit probabilities at each character's surest column
 
 
 def greedy_decode(probs: np.ndarray) -> Decoded:
-    """``probs``: (T, 11) softmax output of one strip."""
+    """``probs``: (T, classes) softmax output of one strip (a point class reads as '.')."""
     best = probs.argmax(axis=1)
-    text, spans, char_probs = [], [], []
+    text, spans, char_probs, surest = [], [], [], []
     previous = BLANK
     for t, c in enumerate(best):
         if c != BLANK and c != previous:
-            text.append(str(int(c)))
+            text.append(CHAR_OF[int(c)])
             spans.append([t, t + 1])
             char_probs.append(probs[t, :BLANK])
+            surest.append(probs[t, c])
         elif c != BLANK and c == previous:
             spans[-1][1] = t + 1
-            if probs[t, c] > char_probs[-1][c]:
-                char_probs[-1] = probs[t, :BLANK]
+            if probs[t, c] > surest[-1]:
+                char_probs[-1], surest[-1] = probs[t, :BLANK], probs[t, c]
         previous = c
     return Decoded("".join(text), [tuple(s) for s in spans], char_probs)
 
 
 def beam_decode(probs: np.ndarray, beam: int = 8) -> str:
-    """Prefix beam search over ``probs`` (T, 11); returns the most probable digit string."""
+    """Prefix beam search over ``probs`` (T, classes); returns the most probable string."""
+    classes = [c for c in range(probs.shape[1]) if c != BLANK]
     # Each prefix keeps two probabilities: of ending in a blank, and of ending in its last digit.
     beams: dict[str, tuple[float, float]] = {"": (1.0, 0.0)}
     for p in probs:
@@ -53,14 +55,14 @@ def beam_decode(probs: np.ndarray, beam: int = 8) -> str:
             total = p_blank + p_digit
             nxt[prefix][0] += total * p[BLANK]
             if prefix:
-                last = int(prefix[-1])
-                nxt[prefix][1] += p_digit * p[last]  # the same digit continues
-            for c in range(BLANK):
+                last = CLASS_OF[prefix[-1]]
+                nxt[prefix][1] += p_digit * p[last]  # the same character continues
+            for c in classes:
                 if p[c] < 1e-4:
                     continue
-                extended = prefix + str(c)
-                if prefix and c == int(prefix[-1]):
-                    nxt[extended][1] += p_blank * p[c]  # a repeated digit needs a blank between
+                extended = prefix + CHAR_OF[c]
+                if prefix and c == CLASS_OF[prefix[-1]]:
+                    nxt[extended][1] += p_blank * p[c]  # a repeated character needs a blank between
                 else:
                     nxt[extended][1] += total * p[c]
         ranked = sorted(nxt.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:beam]
@@ -70,8 +72,11 @@ def beam_decode(probs: np.ndarray, beam: int = 8) -> str:
 
 
 def string_log_probs(log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -> torch.Tensor:
-    """log P(text | strip) for each strip, summed over all alignments. ``log_probs``: (B, T, 11)."""
-    targets = torch.tensor([int(c) for t in texts for c in t], dtype=torch.long)
+    """log P(text | strip) for each strip, summed over all alignments. ``log_probs``: (B, T, classes).
+    A model with no point class scores a text without its points (it was trained to read past them)."""
+    if log_probs.shape[-1] <= max(CLASS_OF.values()):
+        texts = [t.replace(".", "") for t in texts]
+    targets = torch.tensor([CLASS_OF[c] for t in texts for c in t], dtype=torch.long)
     target_lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)
     nll = torch.nn.functional.ctc_loss(
         log_probs.transpose(0, 1).float(), targets, lengths, target_lengths, blank=BLANK, reduction="none",

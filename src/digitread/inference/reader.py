@@ -31,7 +31,7 @@ from digitread.inference.sequence import SequenceReader, StripReading
 from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
 MODES = ("auto", "segment", "sequence")
-FALLBACK_BELOW = 0.5  # auto consults the digit-by-digit reading only under this whole-line confidence
+FALLBACK_BELOW = 0.2  # auto consults the digit-by-digit reading only under this whole-line confidence
 UNDERLINE_LOOK_BELOW = 0.5  # a line read less surely than this is read again without its pen underline
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
@@ -280,8 +280,12 @@ class DigitReader:
         centres = [sum(strip.to_working(a, b)) / 2 for a, b in result.spans]
         result, centres = _end_at_last_digit(result, centres, line)
         items: list[tuple[float, DigitReading | tuple[str, Piece]]] = []
-        boxes = boxes_from_alignment(line, centres) if result.text else []
-        for char, (x0, y0, x1, y1), p in zip(result.text, boxes, result.char_probs, strict=True):
+        # Points the model read (a model with a point class) are placed like the segmentation's marks.
+        points = [(c, _point_piece(c, line)) for c, char in zip(centres, result.text, strict=True) if char == "."]
+        items.extend((c, ("point", piece)) for c, piece in points)
+        digits = [(ch, c, p) for ch, c, p in zip(result.text, centres, result.char_probs, strict=True) if ch != "."]
+        boxes = boxes_from_alignment(line, [c for _, c, _ in digits]) if digits else []
+        for (char, _, p), (x0, y0, x1, y1) in zip(digits, boxes, strict=True):
             best = int(char)
             order = [int(c) for c in np.argsort(-p) if int(c) != best][:2]
             digit = DigitReading(
@@ -292,7 +296,10 @@ class DigitReader:
                 uncertain=float(p[best]) < self.min_confidence,
             )
             items.append(((x0 + x1) / 2, digit))
-        items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind != "digit")
+        # A model that reads points has seen the line's dots too: its word on which are points stands.
+        if not self.sequence.reads_points:
+            items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind == "dot")
+        items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind not in ("digit", "dot"))
         items.sort(key=lambda item: item[0])
         chars = _with_marks([it for _, it in items], line, prepared)
         # An empty reading keeps its probability: the model's word that the line holds no digits
@@ -323,6 +330,16 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
         [result.char_probs[k] for k in keep],
     )
     return reading, [centres[k] for k in keep]
+
+
+def _point_piece(centre: float, line: Line) -> Piece:
+    """A box for a point the sequence model read at column ``centre``: a dab on the line's baseline (the
+    model gives its column, not its ink, and a point often touches the digit beside it)."""
+    digits = [p for p in line.pieces if p.kind == "digit"] or line.pieces
+    baseline = float(np.median([p.y2 for p in digits]))
+    r = max(1, round(0.08 * line.height))
+    x, y = round(centre) - r, round(baseline) - 2 * r
+    return Piece(x, y, 2 * r, 2 * r, np.full((2 * r, 2 * r), 255, np.uint8), "point")
 
 
 def _choose_reading(segmented: LineReading | None, whole: LineReading | None) -> LineReading:
@@ -383,7 +400,13 @@ def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReadin
         kind, piece = it
         if kind == "dash" and i == first - 1:
             out.append(DigitReading("-", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
-        # A decimal point sits between two digits, low, near the baseline.
-        elif kind == "dot" and first < i < last and out[-1].char.isdigit() and piece.cy > baseline - 0.35 * line.height:
+        # A decimal point sits between two digits (one per gap): a point the sequence model read, or
+        # a dot low, near the baseline.
+        elif (
+            kind in ("point", "dot")
+            and first < i < last
+            and out[-1].char.isdigit()
+            and (kind == "point" or piece.cy > baseline - 0.35 * line.height)
+        ):
             out.append(DigitReading(".", 1.0, prepared.to_original(piece.x, piece.y, piece.w, piece.h), []))
     return out

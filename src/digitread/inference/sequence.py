@@ -19,7 +19,7 @@ from digitread.eval.calibration import logistic
 from digitread.inference.backends import load_backend
 from digitread.inference.ctc import Decoded, beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
-from digitread.models.crnn import BLANK, FRAME_WIDTH
+from digitread.models.crnn import BLANK, FRAME_WIDTH, reads_points
 from digitread.runtime import autocast, pick_device
 
 DEFAULT_SEQUENCE_MODEL = "sequence"
@@ -30,6 +30,7 @@ MAX_SHIFT = 8  # pixels a view may move a strip up or down: a quarter of its hei
 # Strips read this surely as they are are not read again in shifted views: the views cost a member
 # call each, and most strips of clear writing need none.
 LOOK_AGAIN_BELOW = 0.9
+POINT_COST = 0.4  # log of the geometric mean a reading gives up per point it holds, when readings are ranked
 STRIP_INPUT = {"height": STRIP_HEIGHT, "frame_width": FRAME_WIDTH, "mean": 0.1, "std": 0.3, "blank": BLANK}
 
 
@@ -116,6 +117,8 @@ class SequenceReader:
         ]
         self.decoder = decoder
         self.calibration = calibration
+        # A member with a point class reads the points between digits; the others read past them.
+        self.reads_points = any(reads_points(m) for m in self.models)
         self.shifts = check_shifts(shifts)
 
     @classmethod
@@ -185,9 +188,11 @@ class SequenceReader:
         member_scores = torch.stack([string_log_probs(lp[index], lengths[index], texts) for lp in member_log_probs])
         scores = member_scores.mean(dim=0)  # log of the geometric mean of the members' P(text)
         best: dict[int, tuple[float, str]] = {}
+        chosen: dict[int, float] = {}
         for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
-            if k not in best or score > best[k][0]:
-                best[k] = (score, text)
+            ranked = score - POINT_COST * text.count(".")
+            if k not in chosen or ranked > chosen[k]:
+                best[k], chosen[k] = (score, text), ranked
         mean_probs = None  # only for a string no member's greedy decoding gave (so with no alignment)
         readings, surety = [], []
         for k, length in enumerate(n):

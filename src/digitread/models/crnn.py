@@ -14,7 +14,15 @@ from torch import nn
 from digitread.models._registry import register_model
 
 BLANK = 10  # class index of the CTC blank; digits keep their own values 0-9
+POINT = 11  # a point between digits, in models with a twelfth class (crnn_points)
+CLASS_OF = {**{str(d): d for d in range(10)}, ".": POINT}  # a label's character -> its class
+CHAR_OF = {c: ch for ch, c in CLASS_OF.items()}
 FRAME_WIDTH = 4  # strip pixels per output column
+
+
+def reads_points(model: nn.Module) -> bool:
+    """Whether ``model`` has the point class (its output layer scores more than blank and the digits)."""
+    return getattr(getattr(model, "head", None), "out_features", POINT) > POINT
 
 
 def _block(cin: int, cout: int) -> list[nn.Module]:
@@ -22,7 +30,8 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
 
 
 class CRNN(nn.Module):
-    """(B, 1, 32, W) strips -> (B, W // 4, 11) logits; class ``BLANK`` is the CTC blank."""
+    """(B, 1, 32, W) strips -> (B, W // 4, num_classes) logits: the ten digits, ``BLANK`` (the CTC
+    blank) and, with ``num_classes=12``, ``POINT`` (a decimal point or separator between digits)."""
 
     task = "strings"
 
@@ -70,4 +79,12 @@ register_model(
     "crnn_digits with wider convolutions (32-64-96-128) and a 128-unit LSTM (task: strings)",
     channels=(32, 64, 96, 128),
     hidden=128,
+)
+register_model(
+    "crnn_points",
+    CRNN,
+    "crnn_wide with a twelfth class, a point between digits, read whole with them (task: strings)",
+    channels=(32, 64, 96, 128),
+    hidden=128,
+    num_classes=12,
 )

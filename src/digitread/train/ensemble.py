@@ -31,7 +31,7 @@ from digitread.data.strips import make_strips
 from digitread.errors import ConfigError
 from digitread.eval.calibration import calibration_error, fit_logistic, logistic
 from digitread.inference.sequence import MEMBERS_FILE, SequenceReader, check_shifts
-from digitread.train.strings import VAL_SEED  # the strips each member was validated on (training seed 0)
+from digitread.train.strings import VAL_SEED, strips_for  # the strips each member was validated on (training seed 0)
 
 MEMBER_FILES = (WEIGHTS_FILE, CONFIG_FILE, "history.json")
 
@@ -151,8 +151,10 @@ def build_ensemble(
     atomic_write_json(staging / MEMBERS_FILE, {"members": names})
 
     data = load_mnist(data_dir)
-    val = make_strips(data.val.images, data.val.labels, strips, seed=VAL_SEED)
-    readings = SequenceReader.from_pretrained(staging, shifts=shifts).read([strip for _, _, strip in val])
+    reader = SequenceReader.from_pretrained(staging, shifts=shifts)
+    # With a member that reads points, the ensemble's readings hold them, and so must the labels.
+    val = make_strips(data.val.images, data.val.labels, strips, seed=VAL_SEED, cfg=strips_for(reader.reads_points))
+    readings = reader.read([strip for _, _, strip in val])
     mean = np.array([r.confidence for r in readings])  # the geometric mean of the members' P(text)
     correct = np.array([r.text == label for r, (_, label, _) in zip(readings, val, strict=True)])
     a, b = fit_logistic(mean, correct)

@@ -27,7 +27,7 @@ from digitread.data.strips import StripConfig, StripStream, collate_strips, make
 from digitread.errors import DigitreadError
 from digitread.inference.ctc import greedy_decode, string_log_probs
 from digitread.inference.sequence import STRIP_INPUT, strip_log_probs, strip_tensor
-from digitread.models.crnn import BLANK, FRAME_WIDTH
+from digitread.models.crnn import BLANK, FRAME_WIDTH, reads_points
 from digitread.runtime import autocast
 from digitread.train.logging import NullLogger
 from digitread.train.loop import FitResult, start_run
@@ -35,6 +35,13 @@ from digitread.train.optim import build_optimizer, build_schedule
 from digitread.train.state import RunState, check_finite
 
 VAL_SEED = 1_000_003  # validation strips: seed VAL_SEED + the training seed, the same every epoch
+POINT_CHANCE = 0.3  # strips with a decimal point, for a model with a point class
+
+
+def strips_for(points: bool) -> StripConfig:
+    """The strips a model (or an ensemble) learns from and is judged on: with their points labelled, and
+    decimal points drawn in, when it reads points (``models.crnn.reads_points``)."""
+    return StripConfig(points=True, decimal_point=POINT_CHANCE) if points else StripConfig()
 
 
 def _val_batches(strips: list[tuple[np.ndarray, str, np.ndarray]], size: int = 200):
@@ -108,8 +115,9 @@ def fit_strings(
         pen_images, pen_labels = make_pen_digits(cfg.data.pen_digits, seed=tc.seed)
         train_images = np.concatenate([train_images, pen_images])
         train_labels = np.concatenate([train_labels, pen_labels])
+    strips = strips_for(reads_points(model))
     logger.message(f"making {tc.val_strips} validation strips from the validation digits")
-    val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=VAL_SEED + tc.seed)
+    val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=VAL_SEED + tc.seed, cfg=strips)
 
     steps_per_epoch = tc.strips_per_epoch // tc.batch_size
     if tc.limit_batches:
@@ -130,7 +138,9 @@ def fit_strings(
             stopped_early = True
             break
         model.train()
-        stream = StripStream(train_images, train_labels, steps_per_epoch, tc.batch_size, seed=tc.seed * 10_007 + epoch)
+        stream = StripStream(
+            train_images, train_labels, steps_per_epoch, tc.batch_size, seed=tc.seed * 10_007 + epoch, cfg=strips
+        )
         loader = torch.utils.data.DataLoader(
             stream, batch_size=None, num_workers=tc.workers, prefetch_factor=8 if tc.workers else None
         )
@@ -144,8 +154,8 @@ def fit_strings(
             xb = strip_tensor(x.to(dev)).contiguous(memory_format=torch.channels_last)
             lengths = torch.clamp(widths // FRAME_WIDTH, min=1, max=x.shape[-1] // FRAME_WIDTH)
             with autocast(dev, bf16):
-                logits = model(xb, lengths).float()  # (B, T, 11)
-            log_probs = logits.log_softmax(2).transpose(0, 1)  # (T, B, 11), as CTCLoss wants
+                logits = model(xb, lengths).float()  # (B, T, classes)
+            log_probs = logits.log_softmax(2).transpose(0, 1)  # (T, B, classes), as CTCLoss wants
             loss = ctc(log_probs, targets.to(dev), lengths, torch.tensor([len(t) for t in labels]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -200,7 +210,7 @@ def fit_strings(
         metrics=metrics,
         preprocess={"task": "strings", **STRIP_INPUT},
         dataset={"name": "mnist", "checksums": data.checksums, "train_digits": len(train_labels)},
-        extra={"task": "strings", "train": cfg.to_dict(), "calibration": calibration, "strips": vars(StripConfig())},
+        extra={"task": "strings", "train": cfg.to_dict(), "calibration": calibration, "strips": vars(strips)},
     )
     logger.message(
         f"validation strips read exactly: {metrics['val_exact']:.4f} after {len(run.history)} epochs, "
