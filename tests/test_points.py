@@ -110,8 +110,62 @@ def test_an_ensemble_takes_its_points_from_the_member_that_reads_them():
     assert SequenceReader([_Reads(11, 0.0), _Reads(12, 0.1)]).read([strip])[0].text == "15"
 
 
+def test_a_point_must_be_clearly_likelier_than_none_to_be_read(monkeypatch):
+    from digitread.inference import sequence
+    from digitread.inference.sequence import SequenceReader
+
+    strip = np.zeros((STRIP_HEIGHT, 24), np.uint8)
+    # The point member: P("1.5") = 0.6, P("15") = 0.4. Geometric means with the plain member: 0.77 and
+    # 0.63, a ratio of 1.22, under exp(POINT_COST) = 1.49: the point is not read. At 0.9 it is.
+    assert SequenceReader([_Reads(11, 0.0), _Reads(12, 0.6)]).read([strip])[0].text == "15"
+    assert SequenceReader([_Reads(11, 0.0), _Reads(12, 0.9)]).read([strip])[0].text == "1.5"
+    monkeypatch.setattr(sequence, "POINT_COST", 0.0)
+    reading = SequenceReader([_Reads(11, 0.0), _Reads(12, 0.6)]).read([strip])[0]
+    assert reading.text == "1.5" and reading.confidence == pytest.approx(math.sqrt(0.6), rel=1e-3)
+
+
+class _Spread(torch.nn.Module):
+    """A stand-in whose two columns each prefer blank, yet "1" is likelier than "" summed over its
+    alignments: greedy decoding reads nothing, beam search reads "1"."""
+
+    task = "strings"
+    arch = "fixed"
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.config = {"preprocess": {"task": "strings"}}
+        self.head = torch.nn.Linear(1, classes)
+        self.classes = classes
+
+    def forward(self, x, lengths):
+        probs = torch.zeros(x.shape[0], x.shape[-1] // 4, self.classes)
+        probs[:, :, BLANK] = 1.0
+        probs[:, :2, 1], probs[:, :2, 2], probs[:, :2, BLANK] = 0.35, 0.25, 0.4
+        return probs.clamp_min(1e-12).log()
+
+
+def test_beam_search_reads_through_an_ensemble_mixing_point_and_plain_members():
+    from digitread.inference.sequence import SequenceReader
+
+    strip = np.zeros((STRIP_HEIGHT, 8), np.uint8)
+    mixed = SequenceReader([_Spread(11), _Spread(12)], decoder="beam")
+    reading = mixed.read([strip])[0]
+    assert reading.text == "1" and len(reading.spans) == 1  # beam's string, given an alignment
+    assert SequenceReader([_Spread(11), _Spread(12)]).read([strip])[0].text == ""
+
+
 def _piece(x: int, w: int, h: int, kind: str = "digit", y: int = 0) -> Piece:
     return Piece(x, y, w, h, np.full((h, w), 255, np.uint8), kind)
+
+
+def test_a_point_the_model_read_takes_the_segmentations_dot_for_its_box_or_sits_on_the_baseline():
+    from digitread.inference.reader import _point_piece
+
+    line = Line([_piece(0, 10, 20), _piece(13, 4, 4, "dot", 16), _piece(20, 10, 20)], 20.0)
+    near = _point_piece(12.0, line)  # CTC's column, a little before the dot
+    assert (near.x, near.y, near.w, near.h, near.kind) == (13, 16, 4, 4, "point")
+    glued = _point_piece(40.0, line)  # no dot there: a dab on the baseline (y = 20)
+    assert glued.kind == "point" and glued.y + glued.h == 20 and abs(glued.x + glued.w / 2 - 40) <= 1
 
 
 def test_a_point_the_model_read_is_kept_between_digits_once_and_dropped_after_the_number():
@@ -145,3 +199,20 @@ def test_train_grows_a_point_member_from_a_trained_one_and_labels_its_strips(tmp
     assert reads_points(load_model(out))
     capsys.readouterr()
     assert main(["read", "examples/numbers", "--sequence-model", str(out), "--mode", "sequence"]) == 0
+
+
+def test_the_sequence_path_reads_decimal_points_glued_to_a_digit_that_cutting_loses(mnist):
+    from dataclasses import replace
+
+    from digitread.data.synth import MODERATE, make_numbers
+    from digitread.inference.reader import DigitReader
+
+    # Every number has a point, and every digit is pushed left until it touches the ink before it
+    # (the point, after one): segmentation merges the point into a digit.
+    cfg = replace(MODERATE, decimal_point=1.0, touching=1.0, minus=0.0, min_digits=3, max_digits=5)
+    samples = make_numbers(mnist.test.images, mnist.test.labels, 40, seed=5, cfg=cfg)
+    placed = {}
+    for mode in ("auto", "segment"):
+        readings = DigitReader.from_pretrained(mode=mode).read_many([image for image, _ in samples])
+        placed[mode] = sum(r.text.find(".") == text.find(".") for r, (_, text) in zip(readings, samples, strict=True))
+    assert placed["auto"] >= 12 and placed["auto"] >= 3 * placed["segment"], placed

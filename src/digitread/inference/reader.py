@@ -77,7 +77,7 @@ class DigitReader:
         cell); keep only its most prominent line, the one whose digits are largest and surest.
         ``mode``: ``segment`` reads digit by digit, ``sequence`` reads each line whole with the
         ``sequence`` model, ``auto`` runs both and keeps, per line, the whole-line reading unless it is
-        more likely wrong than right and the digit-by-digit one is surer (``_choose_reading``);
+        very likely wrong and the digit-by-digit one is surer (``_choose_reading``);
         by default ``auto`` when a sequence model is given, else ``segment``."""
         mode = mode or ("auto" if sequence is not None else "segment")
         if mode not in MODES:
@@ -280,9 +280,6 @@ class DigitReader:
         centres = [sum(strip.to_working(a, b)) / 2 for a, b in result.spans]
         result, centres = _end_at_last_digit(result, centres, line)
         items: list[tuple[float, DigitReading | tuple[str, Piece]]] = []
-        # Points the model read (a model with a point class) are placed like the segmentation's marks.
-        points = [(c, _point_piece(c, line)) for c, char in zip(centres, result.text, strict=True) if char == "."]
-        items.extend((c, ("point", piece)) for c, piece in points)
         digits = [(ch, c, p) for ch, c, p in zip(result.text, centres, result.char_probs, strict=True) if ch != "."]
         boxes = boxes_from_alignment(line, [c for _, c, _ in digits]) if digits else []
         for (char, _, p), (x0, y0, x1, y1) in zip(digits, boxes, strict=True):
@@ -296,6 +293,14 @@ class DigitReader:
                 uncertain=float(p[best]) < self.min_confidence,
             )
             items.append(((x0 + x1) / 2, digit))
+        # Points the model read (a model with a point class) go between the digits they were read between:
+        # a CTC spike's column is not a box centre, and an early one would sort before its digit.
+        middles = [x for x, _ in items]
+        for i, (char, centre) in enumerate(zip(result.text, centres, strict=True)):
+            if char == ".":
+                before = sum(c != "." for c in result.text[:i])
+                if 0 < before < len(middles):
+                    items.append(((middles[before - 1] + middles[before]) / 2, ("point", _point_piece(centre, line))))
         # A model that reads points has seen the line's dots too: its word on which are points stands.
         if not self.sequence.reads_points:
             items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind == "dot")
@@ -333,8 +338,13 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
 
 
 def _point_piece(centre: float, line: Line) -> Piece:
-    """A box for a point the sequence model read at column ``centre``: a dab on the line's baseline (the
-    model gives its column, not its ink, and a point often touches the digit beside it)."""
+    """A box for a point the sequence model read at column ``centre``: the segmentation's dot there, if
+    it found one (CTC's column sits a little before the point); else a dab on the line's baseline (a
+    point glued to a digit has no ink of its own)."""
+    dots = [p for p in line.pieces if p.kind == "dot" and abs(p.x + p.w / 2 - centre) < 0.6 * line.height]
+    if dots:
+        dot = min(dots, key=lambda p: abs(p.x + p.w / 2 - centre))
+        return Piece(dot.x, dot.y, dot.w, dot.h, dot.mask, "point")
     digits = [p for p in line.pieces if p.kind == "digit"] or line.pieces
     baseline = float(np.median([p.y2 for p in digits]))
     r = max(1, round(0.08 * line.height))
@@ -343,11 +353,11 @@ def _point_piece(centre: float, line: Line) -> Piece:
 
 
 def _choose_reading(segmented: LineReading | None, whole: LineReading | None) -> LineReading:
-    """Auto: the whole-line reading, unless it is more likely wrong than right (its calibrated
-    confidence under FALLBACK_BELOW) and the digit-by-digit reading is surer. When the two disagree
-    the digit-by-digit reading is wrong more often than its confidence says, so "the surer of the two"
-    trusted it too much: on 800 generated numbers of validation digits it read 87.3% exactly, this
-    rule 87.6% (the whole-line reading alone 87.9%, but it drops what only cutting reads)."""
+    """Auto: the whole-line reading, unless it is very likely wrong (its calibrated confidence under
+    FALLBACK_BELOW) and the digit-by-digit reading is surer. When the two disagree the digit-by-digit
+    reading is wrong more often than its confidence says, so "the surer of the two" trusted it too
+    much; and on generated photos of validation digits every threshold above 0.2 read fewer exactly
+    (docs/reading.md), while a low one keeps the fallback for writing the sequence models never saw."""
     if whole is None or segmented is None:
         return whole or segmented  # type: ignore[return-value]
     if whole.confidence < FALLBACK_BELOW and segmented.confidence > whole.confidence:

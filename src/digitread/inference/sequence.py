@@ -41,7 +41,7 @@ def strip_tensor(x: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def strip_log_probs(model: nn.Module, x: torch.Tensor, widths: torch.Tensor, bf16: bool = False):
-    """Log-probabilities (B, T, 11) and the number of valid columns of each strip."""
+    """Log-probabilities (B, T, classes) and the number of valid columns of each strip."""
     xb = strip_tensor(x).contiguous(memory_format=torch.channels_last)
     lengths = strip_lengths(widths, x.shape[-1])
     with autocast(xb.device, bf16):
@@ -58,8 +58,8 @@ def strip_lengths(widths: torch.Tensor, padded_width: int) -> torch.Tensor:
 class StripReading:
     text: str
     confidence: float  # P(text | strip), over every alignment, temperature-calibrated
-    spans: list[tuple[int, int]]  # strip columns [start, end) of each digit
-    char_probs: list[np.ndarray]  # (10,) at each digit's surest column
+    spans: list[tuple[int, int]]  # strip columns [start, end) of each character (a digit or a point)
+    char_probs: list[np.ndarray]  # (10,) digit probabilities at each character's surest column
 
 
 def resolve_sequence_dir(model: str | Path | None) -> Path:
@@ -201,7 +201,10 @@ class SequenceReader:
             decoded = proposals[k][text]
             if decoded is None:
                 if mean_probs is None:
-                    mean_probs = torch.stack(member_log_probs).exp().mean(dim=0).numpy()
+                    # Blank and digit columns only: members with and without a point class differ in width.
+                    mean_probs = (
+                        torch.stack([lp[..., : BLANK + 1] for lp in member_log_probs]).exp().mean(dim=0).numpy()
+                    )
                 decoded = _spread(text, mean_probs[k, :length])
             spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in decoded.spans]
             confidence = np.exp(score) if self.calibration is None else logistic(np.exp(score), *self.calibration)
