@@ -216,3 +216,17 @@ def test_the_sequence_path_reads_decimal_points_glued_to_a_digit_that_cutting_lo
         readings = DigitReader.from_pretrained(mode=mode).read_many([image for image, _ in samples])
         placed[mode] = sum(r.text.find(".") == text.find(".") for r, (_, text) in zip(readings, samples, strict=True))
     assert placed["auto"] >= 12 and placed["auto"] >= 3 * placed["segment"], placed
+
+
+def test_validation_loss_stays_finite_when_a_label_cannot_be_aligned_in_its_strip():
+    import json
+
+    from digitread.train.strings import evaluate_strips
+
+    torch.manual_seed(0)
+    model = create_model("crnn_points")
+    wide, narrow = np.zeros((STRIP_HEIGHT, 64), np.uint8), np.zeros((STRIP_HEIGHT, 8), np.uint8)
+    # Two columns cannot hold five characters: CTC's loss for that strip is infinite.
+    result = evaluate_strips(model, [(wide, "1.5", wide), (narrow, "12.45", narrow)])
+    assert result["unalignable"] == 1 and math.isfinite(result["loss"])
+    json.loads(json.dumps({"val_loss": result["loss"]}, allow_nan=False))  # history.json stays valid JSON

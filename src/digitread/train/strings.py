@@ -65,9 +65,13 @@ def evaluate_strips(
         for text, label in zip(texts, labels, strict=True):
             hits.append(text == label)
             correct += text == label
+    # A label CTC cannot align within its strip's columns (a long number squeezed into a short strip)
+    # has an infinite loss: it would make the mean infinite and history.json invalid JSON ("Infinity").
+    finite = [loss for loss in losses if np.isfinite(loss)]
     return {
         "exact": correct / len(strips),
-        "loss": float(np.mean(losses)),
+        "loss": float(np.mean(finite)) if finite else None,
+        "unalignable": len(losses) - len(finite),
         "confidences": np.array(confidences),
         "correct": np.array(hits),
     }
@@ -180,6 +184,7 @@ def fit_strings(
             "train_loss": loss_sum / max(seen, 1),
             "val_exact": result["exact"],
             "val_loss": result["loss"],
+            "val_unalignable": result["unalignable"],
             "lr": schedule.get_last_lr()[0],
             "seconds": round(epoch_seconds, 3),
         }
