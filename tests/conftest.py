@@ -219,3 +219,15 @@ def start_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+def ctc_frames(*columns: dict[int, float], classes: int = 11) -> np.ndarray:
+    """(T, classes) CTC probabilities from per-column {class: probability}; the rest goes to blank."""
+    from digitread.models.crnn import BLANK
+
+    probs = np.zeros((len(columns), classes), np.float32)
+    for t, col in enumerate(columns):
+        for c, p in col.items():
+            probs[t, c] = p
+        probs[t, BLANK] += 1 - probs[t].sum()
+    return probs

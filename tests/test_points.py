@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import ctc_frames
 
 from digitread.checkpoint import load_weights_into, save_model
 from digitread.data.strips import StripConfig, collate_strips, make_strips
@@ -18,15 +19,6 @@ from digitread.inference.segment import Line, Piece
 from digitread.inference.strip import STRIP_HEIGHT
 from digitread.models import create_model
 from digitread.models.crnn import BLANK, POINT, reads_points
-
-
-def _frames(classes: int, *columns: dict[int, float]) -> np.ndarray:
-    probs = np.zeros((len(columns), classes), np.float32)
-    for t, col in enumerate(columns):
-        for c, p in col.items():
-            probs[t, c] = p
-        probs[t, BLANK] += 1 - probs[t].sum()
-    return probs
 
 
 def test_point_strips_label_the_points_between_digits_and_draw_the_same_strips(mnist):
@@ -48,13 +40,13 @@ def test_collate_gives_a_point_its_class():
 
 
 def test_decoders_read_the_point_class_and_plain_members_score_past_points():
-    probs = _frames(12, {1: 0.9}, {}, {POINT: 0.6}, {POINT: 0.8}, {}, {5: 0.7}, {5: 0.9})
+    probs = ctc_frames({1: 0.9}, {}, {POINT: 0.6}, {POINT: 0.8}, {}, {5: 0.7}, {5: 0.9}, classes=12)
     decoded = greedy_decode(probs)
     assert decoded.text == "1.5" and decoded.spans == [(0, 1), (2, 4), (5, 7)]
     assert decoded.char_probs[2][5] == pytest.approx(0.9)  # a character's surest column
     assert beam_decode(probs) == "1.5"
     assert string_log_probs(torch.from_numpy(np.log(np.maximum(probs, 1e-12)))[None], torch.tensor([7]), ["1.5"]) < 0
-    plain = torch.from_numpy(np.log(np.maximum(_frames(11, {1: 0.9}, {}, {5: 0.9}), 1e-12)))[None]
+    plain = torch.from_numpy(np.log(np.maximum(ctc_frames({1: 0.9}, {}, {5: 0.9}), 1e-12)))[None]
     both = string_log_probs(plain.repeat(2, 1, 1), torch.tensor([3, 3]), ["1.5", "15"])
     assert both[0].item() == pytest.approx(both[1].item())  # a model with no point class reads past it
     assert math.exp(both[0].item()) == pytest.approx(0.81, rel=1e-4)

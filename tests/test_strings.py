@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ctc_frames
 
 from digitread.checkpoint import load_model, save_model
 from digitread.cli import main
@@ -17,16 +18,6 @@ from digitread.inference.ctc import beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
 from digitread.models import create_model
 from digitread.models.crnn import BLANK
-
-
-def _frames(*columns: dict[int, float]) -> np.ndarray:
-    """(T, 11) probabilities from per-column {class: probability}; the rest goes to blank."""
-    probs = np.zeros((len(columns), 11), np.float32)
-    for t, col in enumerate(columns):
-        for c, p in col.items():
-            probs[t, c] = p
-        probs[t, BLANK] += 1 - probs[t].sum()
-    return probs
 
 
 def test_strips_are_seeded_digit_labelled_and_cut_the_readers_way(mnist):
@@ -88,7 +79,7 @@ def test_collate_pads_to_the_frame_width_and_concatenates_targets():
 
 
 def test_greedy_decoding_collapses_repeats_and_keeps_blank_separated_doubles():
-    probs = _frames({3: 0.9}, {3: 0.8}, {}, {3: 0.9}, {7: 0.6}, {})
+    probs = ctc_frames({3: 0.9}, {3: 0.8}, {}, {3: 0.9}, {7: 0.6}, {})
     decoded = greedy_decode(probs)
     assert decoded.text == "337"
     assert decoded.spans == [(0, 2), (3, 4), (4, 5)]
@@ -97,7 +88,7 @@ def test_greedy_decoding_collapses_repeats_and_keeps_blank_separated_doubles():
 
 def test_beam_search_sums_alignments_that_greedy_decoding_misses():
     # Each column alone prefers blank, yet "1" is likelier than "" once its three alignments are summed.
-    probs = _frames({1: 0.35, 2: 0.25}, {1: 0.35, 2: 0.25})
+    probs = ctc_frames({1: 0.35, 2: 0.25}, {1: 0.35, 2: 0.25})
     assert greedy_decode(probs).text == ""
     assert beam_decode(probs) == "1"
     log_p = string_log_probs(torch.from_numpy(np.log(np.maximum(probs, 1e-12)))[None], torch.tensor([2]), ["1"])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from digitread.models.crnn import BLANK, CHAR_OF, CLASS_OF
+from digitread.models.crnn import BLANK, CHAR_OF, CLASS_OF, POINT
 
 
 @dataclass
@@ -74,7 +74,7 @@ def beam_decode(probs: np.ndarray, beam: int = 8) -> str:
 def string_log_probs(log_probs: torch.Tensor, lengths: torch.Tensor, texts: list[str]) -> torch.Tensor:
     """log P(text | strip) for each strip, summed over all alignments. ``log_probs``: (B, T, classes).
     A model with no point class scores a text without its points (it was trained to read past them)."""
-    if log_probs.shape[-1] <= max(CLASS_OF.values()):
+    if log_probs.shape[-1] <= POINT:
         texts = [t.replace(".", "") for t in texts]
     targets = torch.tensor([CLASS_OF[c] for t in texts for c in t], dtype=torch.long)
     target_lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)

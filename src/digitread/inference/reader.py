@@ -356,8 +356,8 @@ def _choose_reading(segmented: LineReading | None, whole: LineReading | None) ->
     """Auto: the whole-line reading, unless it is very likely wrong (its calibrated confidence under
     FALLBACK_BELOW) and the digit-by-digit reading is surer. When the two disagree the digit-by-digit
     reading is wrong more often than its confidence says, so "the surer of the two" trusted it too
-    much; and on generated photos of validation digits every threshold above 0.2 read fewer exactly
-    (docs/reading.md), while a low one keeps the fallback for writing the sequence models never saw."""
+    much; and on synthetic validation sets no threshold above 0.2 read more exactly, and most read
+    fewer (docs/reading.md), while a low one keeps the fallback for writing the sequence models never saw."""
     if whole is None or segmented is None:
         return whole or segmented  # type: ignore[return-value]
     if whole.confidence < FALLBACK_BELOW and segmented.confidence > whole.confidence:

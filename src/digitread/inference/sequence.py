@@ -187,16 +187,15 @@ class SequenceReader:
         index = torch.tensor(rows)
         member_scores = torch.stack([string_log_probs(lp[index], lengths[index], texts) for lp in member_log_probs])
         scores = member_scores.mean(dim=0)  # log of the geometric mean of the members' P(text)
-        best: dict[int, tuple[float, str]] = {}
-        chosen: dict[int, float] = {}
+        best: dict[int, tuple[float, float, str]] = {}  # strip -> (rank, score, text) of its best proposal
         for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
-            ranked = score - POINT_COST * text.count(".")
-            if k not in chosen or ranked > chosen[k]:
-                best[k], chosen[k] = (score, text), ranked
+            rank = score - POINT_COST * text.count(".")
+            if k not in best or rank > best[k][0]:
+                best[k] = (rank, score, text)
         mean_probs = None  # only for a string no member's greedy decoding gave (so with no alignment)
         readings, surety = [], []
         for k, length in enumerate(n):
-            score, text = best[k]
+            _, score, text = best[k]
             surety.append(float(np.exp(score)))
             decoded = proposals[k][text]
             if decoded is None:

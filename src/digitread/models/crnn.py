@@ -73,18 +73,17 @@ register_model(
     CRNN,
     "CNN + bidirectional LSTM + CTC reading a whole 32-pixel-high strip of digits (task: strings)",
 )
+WIDE = {"channels": (32, 64, 96, 128), "hidden": 128}
 register_model(
     "crnn_wide",
     CRNN,
     "crnn_digits with wider convolutions (32-64-96-128) and a 128-unit LSTM (task: strings)",
-    channels=(32, 64, 96, 128),
-    hidden=128,
+    **WIDE,
 )
 register_model(
     "crnn_points",
     CRNN,
     "crnn_wide with a twelfth class, a point between digits, read whole with them (task: strings)",
-    channels=(32, 64, 96, 128),
-    hidden=128,
-    num_classes=12,
+    **WIDE,
+    num_classes=POINT + 1,
 )
