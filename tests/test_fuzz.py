@@ -102,3 +102,14 @@ def test_float_arrays_with_any_values_are_an_image_error_or_a_reading(dtype, dat
         assert "NaN" in str(e) or "infinite" in str(e) or "array" in str(e)
         return
     assert_well_formed(reading, image.shape)
+
+
+def test_huge_negative_floats_load_without_overflow():
+    import warnings
+
+    image = np.full((40, 40), -1.7e308)
+    image[10:30, 18:22] = 0.9  # a stroke in the 0-1 range beside values near float64's limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow in the scaling would raise here
+        gray = load_image(image)
+    assert gray[20, 20] == 229 and gray[0, 0] == 0

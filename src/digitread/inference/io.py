@@ -87,7 +87,8 @@ def _array_to_gray(arr: np.ndarray, name: str) -> np.ndarray:
         raise ImageError(f"{name}: array holds NaN or infinite values")
     hi = arr.max()
     scale = 255.0 if hi <= 1.0 else 255.0 / hi if hi > 255 else 1.0  # floats in 0-1, 0-255, or wider ints
-    return np.clip(arr * scale, 0, 255).astype(np.uint8)
+    # Negatives are clipped before scaling: a huge negative value times 255 would overflow float64.
+    return np.clip(np.maximum(arr, 0) * scale, 0, 255).astype(np.uint8)
 
 
 def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:
