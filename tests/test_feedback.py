@@ -8,7 +8,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -77,7 +77,7 @@ def test_two_servers_write_to_one_sqlite_store_at_once(start_server, tmp_path):
 
     def post_all(server) -> list[int]:
         ids = []
-        with httpx.Client(base_url=server.url, timeout=60) as http:
+        with httpx2.Client(base_url=server.url, timeout=60) as http:
             for i in range(per_server):
                 response = http.post("/v1/feedback", files={"file": ("s.png", image)}, data={"number": str(80 + i)})
                 assert response.status_code == 201, response.text

@@ -11,7 +11,7 @@ import io
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 from conftest import png_header_only
@@ -50,7 +50,7 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+def assert_error(response: httpx2.Response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == code and body["detail"], body
@@ -176,8 +176,8 @@ def test_reading_runs_off_the_event_loop(reader, tmp_path):
     app = create_app(reader=SlowReader(), settings=ServeSettings(feedback_db=f"sqlite:///{tmp_path / 'f.db'}"))
 
     async def scenario():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as http:
             slow = asyncio.create_task(http.post("/v1/read", json={"image": b64(NUMBER)}))
             await asyncio.sleep(0.2)
             start = time.perf_counter()

@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import httpx2
 
 NUMBER = Path(__file__).parents[1] / "examples" / "numbers" / "score_87.png"
 LIMIT = 2_000_000  # --max-request-bytes for this server
@@ -98,7 +98,7 @@ def test_faulty_clients_do_not_break_the_others_and_no_worker_dies(start_server,
         thread.start()
 
     def good(_) -> str:
-        response = httpx.post(f"{server.url}/v1/read", files={"file": (NUMBER.name, NUMBER.read_bytes())}, timeout=60)
+        response = httpx2.post(f"{server.url}/v1/read", files={"file": (NUMBER.name, NUMBER.read_bytes())}, timeout=60)
         return f"{response.status_code} {response.json().get('text')}"
 
     try:
@@ -114,7 +114,7 @@ def test_faulty_clients_do_not_break_the_others_and_no_worker_dies(start_server,
         assert answers == ["200 87"] * 40
         assert all(" 413 " in status for status in statuses), statuses
         assert server.process.poll() is None
-        assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+        assert httpx2.get(f"{server.url}/healthz", timeout=10).status_code == 200
     finally:
         stop.set()
         for thread in slow:

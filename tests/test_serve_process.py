@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from digitread.cli import main
 
@@ -24,17 +24,17 @@ def test_two_workers_serve_one_port_and_metrics_add_up_across_them(start_server,
 
     def read(_) -> None:
         # A fresh connection each time, several at once: the workers take turns accepting them.
-        response = httpx.post(f"{server.url}/v1/read", files={"file": (NUMBER.name, NUMBER.read_bytes())}, timeout=60)
+        response = httpx2.post(f"{server.url}/v1/read", files={"file": (NUMBER.name, NUMBER.read_bytes())}, timeout=60)
         assert response.status_code == 200 and response.json()["text"] == "87", response.text
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(read, range(sent)))
     # Each worker keeps its own counters in files; whichever worker answers /metrics adds them all up.
     for _ in range(6):
-        metrics = httpx.get(f"{server.url}/metrics", timeout=30).text
+        metrics = httpx2.get(f"{server.url}/metrics", timeout=30).text
         assert _metric(metrics, 'digitread_http_requests_total{method="POST",route="/v1/read",status="200"}') == sent
         assert _metric(metrics, "digitread_digit_confidence_count") == 2 * sent
-    runtime = httpx.get(f"{server.url}/v1/model", timeout=30).json()["runtime"]
+    runtime = httpx2.get(f"{server.url}/v1/model", timeout=30).json()["runtime"]
     # Set by each worker at start-up; auto runs the digit model on ONNX Runtime (segment mode: no sequence model).
     backends = {"backend": "auto", "digit_model_backend": "onnx", "sequence_model_backend": None}
     assert runtime == {"inference_threads": 2, "torch_threads": 1, **backends}
