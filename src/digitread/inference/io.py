@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import cv2
@@ -53,7 +54,10 @@ def _check_size(width: int, height: int, name: str) -> None:
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:
-    image = ImageOps.exif_transpose(image) or image
+    with warnings.catch_warnings():
+        # A damaged EXIF block only means no rotation to apply; Pillow warns on stderr, mid-output.
+        warnings.simplefilter("ignore", UserWarning)
+        image = ImageOps.exif_transpose(image) or image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(image, dtype=np.float64)
         hi = arr.max() if arr.size else 0
