@@ -33,6 +33,22 @@ def test_strips_are_seeded_digit_labelled_and_cut_the_readers_way(mnist):
         assert strip.shape[0] == STRIP_HEIGHT and strip.max() > 0
 
 
+def test_small_strips_are_the_same_numbers_scanned_small_and_still_cut_the_readers_way(mnist):
+    from digitread.data.strips import SMALL_HEIGHT, StripConfig, compose_strip
+
+    for seed in range(8):
+        full, label = compose_strip(mnist.val.images, mnist.val.labels, np.random.default_rng(seed), StripConfig())
+        small, same = compose_strip(
+            mnist.val.images, mnist.val.labels, np.random.default_rng(seed), StripConfig(small=1.0)
+        )
+        assert same == label  # the same number, drawn the same way up to the scan
+        height = full.shape[0] / 2.4  # the canvas is 2.4 digit heights tall
+        if height > SMALL_HEIGHT[1]:
+            assert small.shape[0] <= 2.4 * SMALL_HEIGHT[1] + 1 < full.shape[0]
+    strips = make_strips(mnist.val.images, mnist.val.labels, 6, seed=3, cfg=StripConfig(small=1.0))
+    assert all(strip.shape[0] == STRIP_HEIGHT and strip.max() > 0 for _, _, strip in strips)
+
+
 def test_a_pen_underline_runs_under_the_whole_number_and_ends_where_it_says():
     from digitread.data.strips import _underline
 
@@ -504,3 +520,11 @@ def test_bad_shifts_are_refused_by_name(shifts):
 
     with pytest.raises(ConfigError, match="shifts"):
         SequenceReader(_FixedStrip(0.9, 0.09), shifts=shifts)
+
+
+def test_train_refuses_a_share_of_small_strips_outside_0_to_1(tmp_path, mnist_path, capsys):
+    args = ["train", "--recipe", "strings", "--out", str(tmp_path / "run"), "--data-dir", str(mnist_path)]
+    assert main([*args, "--small-strips", "1.5"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--small-strips" in err[0] and "0 to 1" in err[0]
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -26,6 +26,13 @@ class DataConfig:
         default=0,
         metadata={"help": "add this many digits drawn in the pen styles MNIST lacks (data/pen_digits.py) to training"},
     )
+    small_strips: float = field(
+        default=0.0,
+        metadata={
+            "help": "strings task: share of training strips scanned small (digits 10-16 pixels tall, blurred), "
+            "as in old registers; validation strips are left as they are"
+        },
+    )
 
 
 @dataclass

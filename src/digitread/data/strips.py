@@ -59,9 +59,13 @@ class StripConfig:
     blur: float = 0.4
     noise: tuple[float, float] = (2.0, 10.0)  # std of pixel noise
     jpeg: float = 0.4
+    small: float = 0.0  # chance the strip is scanned small (digits SMALL_HEIGHT pixels tall, then blurred)
 
 
 CROSSES = ("+", "x")
+# Digit heights of a strip scanned small: row numbers in old registers are 10-16 pixels tall in their
+# scans, so the reader enlarges them and sees soft, blurred strokes that full-size strips never show.
+SMALL_HEIGHT = (10.0, 16.0)
 
 
 def _with_points(digits: str, marks_after: dict[int, list[str]]) -> str:
@@ -321,6 +325,13 @@ def _paper(ink: np.ndarray, rng: np.random.Generator, cfg: StripConfig, height: 
     if rng.random() < cfg.blur:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.2))
     image += rng.normal(0, rng.uniform(*cfg.noise), image.shape)
+    # Drawn only when asked for, so sets made with small=0 keep their random draws (benchmarks). The
+    # scan averages the paper's grain away as it shrinks the writing, then its optics soften the strokes.
+    if cfg.small and rng.random() < cfg.small:
+        factor = rng.uniform(*SMALL_HEIGHT) / height
+        if factor < 1:
+            image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 0.7))
     image = np.clip(image, 0, 255).astype(np.uint8)
     if rng.random() < cfg.invert:
         image = 255 - image
