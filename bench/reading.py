@@ -34,6 +34,7 @@ from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
 from digitread.data.synth import SynthConfig, compose_number, make_numbers  # noqa: E402
 from digitread.eval.reading import digits_only, score_readings  # noqa: E402
+from digitread.inference import reader as reader_module  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
 from digitread.inference.reader import MODES, DigitReader  # noqa: E402
@@ -116,6 +117,49 @@ def bench_non_digits(reader: DigitReader, per_letter: int = 4) -> dict:
     readings = reader.read_many(images)
     rejected = sum(not r.digits or all(d.uncertain for d in r.digits if d.char.isdigit()) for r in readings)
     return {"images": len(images), "rejected": rejected / len(images), "min_confidence": reader.min_confidence}
+
+
+def faint_numbers(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    """Pale numbers (1-3 digits at 15-45% of their contrast) on a page that, in 7 of 10, also holds a
+    bold word of letters lower down: bold ink sets Otsu's threshold above the pale strokes, as a
+    clerk's notes do beside a register's row number."""
+    rng = np.random.default_rng(seed)
+    cfg = StripConfig(min_digits=1, max_digits=3, words=0, underline=0, invert=0)
+    samples = []
+    for _ in range(count):
+        number, label = compose_strip(images, labels, rng, cfg)
+        paper = float(np.median(number))
+        number = paper + (number.astype(np.float32) - paper) * rng.uniform(0.15, 0.45)
+        h, w = number.shape
+        page = np.full((3 * h, max(w, 3 * h)), paper, np.float32) + rng.normal(0, 2, (3 * h, max(w, 3 * h)))
+        y, x = int(rng.integers(0, h // 2)), int(rng.integers(0, page.shape[1] - w + 1))
+        page[y : y + h, x : x + w] = number
+        page = np.clip(page, 0, 255).astype(np.uint8)
+        if rng.random() < 0.7:
+            word = "".join(rng.choice(list("aceimnoruvw"), int(rng.integers(3, 7))))
+            scale = h / 60 * rng.uniform(0.6, 1.0)
+            at = (int(rng.integers(0, max(1, page.shape[1] // 3))), int(h * rng.uniform(2.3, 2.8)))
+            ink = int(max(0, paper - rng.uniform(120, 180)))
+            cv2.putText(page, word, at, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, scale, ink, max(1, int(3 * scale)))
+        samples.append((page, label))
+    return samples
+
+
+def bench_faint(reader: DigitReader, data: MnistData, count: int = 300) -> dict:
+    """Pale numbers beside bold writing (``faint_numbers``, MNIST test digits), each image a field with
+    one number: read with the reader's second looks at images read empty, and without them."""
+    samples = faint_numbers(data.test.images, data.test.labels, count, seed=2029)
+    expected = [label for _, label in samples]
+    result = {"images": count, "digits_per_image": "1-3"}
+    looks = reader_module.FAINT_LOOKS
+    for name, scales in (("second_look", looks), ("first_look_only", ())):
+        reader_module.FAINT_LOOKS = scales
+        try:
+            readings = reader.read_many([image for image, _ in samples])
+        finally:
+            reader_module.FAINT_LOOKS = looks
+        result[name] = score_readings([digits_only(r.text) for r in readings], expected)
+    return result
 
 
 def bench_photo_speed(reader: DigitReader, data: MnistData, repeats: int = 20) -> dict:
@@ -219,6 +263,7 @@ def main() -> int:
             "segment": bench_synthetic(segment_reader, data, args.count),
         },
         "touching_strips": bench_touching(fields, data),
+        "faint_numbers": bench_faint(fields["auto"], data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},
         "photo": {"auto": bench_photo_speed(reader, data), "segment": bench_photo_speed(segment_reader, data)},

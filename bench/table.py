@@ -112,6 +112,12 @@ def reading_table(r: dict) -> None:
         f"| generated strips, every digit touching (`data/strips.py`) | {t['images']} | "
         f"{_cell(t['auto'])} | {_cell(t['segment'])} | {_cell(t['sequence'])} |"
     )
+    f = r.get("faint_numbers")
+    if f:  # auto only: the reading without the second looks is printed after the table
+        print(
+            f"| generated pale numbers beside bold writing, `--one-number` | {f['images']} | "
+            f"{_cell(f['second_look'])} | - | - |"
+        )
     names = {
         "orand_car_a": "real cheque amounts (`realdev/orand_car_a`)",
         "danish_rowid": "real register row numbers (`realdev/danish_rowid`)",
@@ -123,6 +129,8 @@ def reading_table(r: dict) -> None:
             print(f"| {title}, `--one-number` | {d['auto']['count']} | {cells} |")
     m = r["machine"]
     print(f"\nExact (characters right: 1 - edit distance); {m['cpu']}, {m['cores']} cores, {r['date'][:10]}.")
+    if f:
+        print(f"Pale numbers read without the second look at images read empty: {_cell(f['first_look_only'])}.")
 
 
 if __name__ == "__main__":

@@ -73,6 +73,19 @@ def test_a_blank_page_gives_an_empty_reading(reader):
         assert reading.text == "" and reading.value is None and reading.digits == []
 
 
+def test_a_faint_number_beside_bold_writing_is_found_by_a_second_look(reader, monkeypatch):
+    from digitread.inference import reader as reader_module
+
+    page = np.full((220, 360), 225, np.uint8)
+    cv2.putText(page, "47", (60, 90), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 170, 3, cv2.LINE_AA)  # pale: 55 grey levels
+    cv2.putText(page, "mum", (40, 180), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.2, 20, 6, cv2.LINE_AA)  # bold, no digits
+    page = np.clip(page + np.random.default_rng(0).normal(0, 2, page.shape), 0, 255).astype(np.uint8)
+    assert reader.read(page).text == "47"
+    # Otsu's threshold falls between paper and the bold word, so the first look loses the pale digits.
+    monkeypatch.setattr(reader_module, "FAINT_LOOKS", ())
+    assert reader.read(page).text == ""
+
+
 def test_two_lines_are_read_as_two_numbers(reader):
     top = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
     bottom = cv2.imread(str(NUMBERS[1]), cv2.IMREAD_GRAYSCALE)
@@ -340,8 +353,8 @@ def test_an_enlarged_look_that_loses_the_writing_is_not_taken(monkeypatch):
     cv2.putText(page, "4096", (120, 130), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 30, 1, cv2.LINE_AA)
     real_prepare = layout.prepare
 
-    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0):
-        prepared = real_prepare(gray, zoom=zoom, writing=writing)
+    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0, threshold_scale=1.0):
+        prepared = real_prepare(gray, zoom=zoom, writing=writing, threshold_scale=threshold_scale)
         if zoom > 1:  # what a page edge or a margin's border did on real scans: one piece far taller
             h, w = prepared.mask.shape
             prepared.mask[h // 4 : 3 * h // 4, w // 2 - 60 : w // 2 + 60] = 255

@@ -17,14 +17,15 @@ MIN_WRITING = 40  # pixels of digit height: chosen on generated numbers with sma
 MAX_GROWTH = 1.6  # enlarged writing taller than this many MIN_WRITINGs is not the same writing
 
 
-def find_lines(gray: np.ndarray) -> tuple[Prepared, list[Line]]:
-    prepared = prepare(gray)
+def find_lines(gray: np.ndarray, threshold_scale: float = 1.0) -> tuple[Prepared, list[Line]]:
+    """``threshold_scale``: binarise at this share of the usual threshold (see ``preprocess.prepare``)."""
+    prepared = prepare(gray, threshold_scale=threshold_scale)
     lines = segment(prepared.mask)
     writing = max((line.height for line in lines), default=0.0)
     if 0 < writing < MIN_WRITING:
         zoom = MIN_WRITING / writing
         if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
-            enlarged = prepare(gray, zoom=zoom, writing=MIN_WRITING)
+            enlarged = prepare(gray, zoom=zoom, writing=MIN_WRITING, threshold_scale=threshold_scale)
             more = segment(enlarged.mask)
             # Enlarged, the writing should come out about MIN_WRITING tall. Far taller means the new
             # preparation joined something else into the lines (a page edge, a margin's border) and

@@ -189,10 +189,11 @@ def _solid(background: np.ndarray, k: int) -> np.ndarray | None:
     return cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k // 2 | 1, k // 2 | 1))) > 0
 
 
-def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0) -> Prepared:
+def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0, threshold_scale: float = 1.0) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
     larger size than usual (small writing, see ``layout.find_lines``), where the digits will be about
-    ``writing`` pixels tall."""
+    ``writing`` pixels tall. ``threshold_scale`` < 1 binarises below Otsu's threshold (never below the
+    contrast floor): faint writing that bolder ink elsewhere put under it (``DigitReader.read_many``)."""
     work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()
@@ -209,7 +210,7 @@ def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0) -> Prepar
     if int(flat.max()) < MIN_CONTRAST:
         return Prepared(flat, np.zeros_like(flat), scale, inverted, gray.shape)
     threshold, _ = cv2.threshold(flat, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    threshold = max(threshold, MIN_CONTRAST * 0.6)
+    threshold = max(threshold * threshold_scale, MIN_CONTRAST * 0.6)
     _, mask = cv2.threshold(flat, threshold, 255, cv2.THRESH_BINARY)  # 255 where flat > threshold
     # A line is far longer than a digit: across 40% of the width, or 85% of the height (a 1 can be
     # almost as tall as a tight crop, so vertical lines must be longer still).
