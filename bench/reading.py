@@ -34,7 +34,6 @@ from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
 from digitread.data.synth import SynthConfig, compose_number, make_numbers  # noqa: E402
 from digitread.eval.reading import digits_only, score_readings  # noqa: E402
-from digitread.inference import reader as reader_module  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
 from digitread.inference.reader import MODES, DigitReader  # noqa: E402
@@ -147,17 +146,13 @@ def faint_numbers(images: np.ndarray, labels: np.ndarray, count: int, seed: int)
 
 def bench_faint(reader: DigitReader, data: MnistData, count: int = 300) -> dict:
     """Pale numbers beside bold writing (``faint_numbers``, MNIST test digits), each image a field with
-    one number: read with the reader's second looks at images read empty, and without them."""
+    one number: read with the second look at images read empty (``faint_look``), and without it."""
     samples = faint_numbers(data.test.images, data.test.labels, count, seed=2029)
     expected = [label for _, label in samples]
     result = {"images": count, "digits_per_image": "1-3"}
-    looks = reader_module.FAINT_LOOKS
-    for name, scales in (("second_look", looks), ("first_look_only", ())):
-        reader_module.FAINT_LOOKS = scales
-        try:
-            readings = reader.read_many([image for image, _ in samples])
-        finally:
-            reader_module.FAINT_LOOKS = looks
+    for name, faint_look in (("second_look", True), ("first_look_only", False)):
+        looker = DigitReader(reader.classifier, one_number=True, sequence=reader.sequence, faint_look=faint_look)
+        readings = looker.read_many([image for image, _ in samples])
         result[name] = score_readings([digits_only(r.text) for r in readings], expected)
     return result
 
@@ -263,7 +258,7 @@ def main() -> int:
             "segment": bench_synthetic(segment_reader, data, args.count),
         },
         "touching_strips": bench_touching(fields, data),
-        "faint_numbers": bench_faint(fields["auto"], data),
+        "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},
         "photo": {"auto": bench_photo_speed(reader, data), "segment": bench_photo_speed(segment_reader, data)},

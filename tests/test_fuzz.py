@@ -113,3 +113,10 @@ def test_huge_negative_floats_load_without_overflow():
         warnings.simplefilter("error")  # an overflow in the scaling would raise here
         gray = load_image(image)
     assert gray[20, 20] == 229 and gray[0, 0] == 0
+
+
+def test_32_bit_images_with_negative_pixels_load_as_black_there():
+    from PIL import Image
+
+    image = Image.fromarray(np.array([[-1000, 0, 500]], dtype=np.int32), mode="I")
+    assert load_image(image).tolist() == [[0, 0, 255]]  # not wrapped round to a bright grey

@@ -73,17 +73,40 @@ def test_a_blank_page_gives_an_empty_reading(reader):
         assert reading.text == "" and reading.value is None and reading.digits == []
 
 
-def test_a_faint_number_beside_bold_writing_is_found_by_a_second_look(reader, monkeypatch):
-    from digitread.inference import reader as reader_module
-
+def _pale_number_beside_a_bold_word() -> np.ndarray:
     page = np.full((220, 360), 225, np.uint8)
     cv2.putText(page, "47", (60, 90), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 170, 3, cv2.LINE_AA)  # pale: 55 grey levels
     cv2.putText(page, "mum", (40, 180), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.2, 20, 6, cv2.LINE_AA)  # bold, no digits
-    page = np.clip(page + np.random.default_rng(0).normal(0, 2, page.shape), 0, 255).astype(np.uint8)
+    return np.clip(page + np.random.default_rng(0).normal(0, 2, page.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_faint_number_beside_bold_writing_is_found_by_a_second_look(reader):
+    page = _pale_number_beside_a_bold_word()
     assert reader.read(page).text == "47"
     # Otsu's threshold falls between paper and the bold word, so the first look loses the pale digits.
-    monkeypatch.setattr(reader_module, "FAINT_LOOKS", ())
-    assert reader.read(page).text == ""
+    first_only = DigitReader(reader.classifier, sequence=reader.sequence, faint_look=False)
+    assert first_only.read(page).text == ""
+
+
+def test_only_images_read_empty_get_the_second_look_and_readings_keep_their_places(reader, monkeypatch):
+    from digitread.inference import reader as reader_module
+
+    number = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
+    looks = []
+    real_find_lines = reader_module.find_lines
+
+    def counting_find_lines(gray, threshold_scale=1.0):
+        looks.append((gray.shape, threshold_scale))
+        return real_find_lines(gray, threshold_scale=threshold_scale)
+
+    monkeypatch.setattr(reader_module, "find_lines", counting_find_lines)
+    pale, blank = _pale_number_beside_a_bold_word(), np.full((120, 160), 230, np.uint8)
+    readings = reader.read_many(iter([number, pale, blank]), ["number", "pale", "blank"])  # any iterable
+    assert [r.source for r in readings] == ["number", "pale", "blank"]
+    assert [scale for _, scale in looks] == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert [shape for shape, scale in looks if scale == 0.0] == [pale.shape, blank.shape]  # not the number's
+    assert readings[0].text == reader.read(number).text != "" and readings[1].text == "47" and readings[2].text == ""
+    assert reader.read_many([]) == []
 
 
 def test_two_lines_are_read_as_two_numbers(reader):

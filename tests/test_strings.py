@@ -528,3 +528,6 @@ def test_train_refuses_a_share_of_small_strips_outside_0_to_1(tmp_path, mnist_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--small-strips" in err[0] and "0 to 1" in err[0]
     assert not (tmp_path / "run" / "config.json").exists()
+    digits = ["train", "--recipe", "fast", "--out", str(tmp_path / "digits"), "--data-dir", str(mnist_path)]
+    assert main([*digits, "--small-strips", "0.2"]) != 0
+    assert "--task strings" in capsys.readouterr().err

@@ -5,7 +5,7 @@ digits) placed left to right with random spacing down to touching and overlappin
 baseline jitter, slant and pen width; separators that are not part of the number (thousands dots and
 commas, trailing dashes, '=', '/-', crosses and ticks); printed baselines, ruled lines, box edges, guilloche patterns
 and paper texture; pen underlines (a register's row number, underlined and crossed); blur, noise,
-JPEG and both polarities. The label is the digits alone, as on
+JPEG and both polarities; optionally a small scan (``StripConfig.small``). The label is the digits alone, as on
 ORAND-CAR ("27.375,-" is 27375).
 
 Each rendered strip then goes through the reader's own ``find_lines`` (prepare, segment) and is cut by

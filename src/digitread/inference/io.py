@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 from pathlib import Path
 
 import cv2
@@ -54,12 +53,9 @@ def _check_size(width: int, height: int, name: str) -> None:
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:
-    with warnings.catch_warnings():
-        # A damaged EXIF block only means no rotation to apply; Pillow warns on stderr, mid-output.
-        warnings.simplefilter("ignore", UserWarning)
-        image = ImageOps.exif_transpose(image) or image
+    image = ImageOps.exif_transpose(image) or image
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(image, dtype=np.float64)
+        arr = np.maximum(np.asarray(image, dtype=np.float64), 0)  # 32-bit images can hold negatives
         hi = arr.max() if arr.size else 0
         return (arr * (255.0 / hi)).astype(np.uint8) if hi > 0 else np.zeros(arr.shape, np.uint8)
     if image.mode == "F":
@@ -92,7 +88,8 @@ def _array_to_gray(arr: np.ndarray, name: str) -> np.ndarray:
     hi = arr.max()
     scale = 255.0 if hi <= 1.0 else 255.0 / hi if hi > 255 else 1.0  # floats in 0-1, 0-255, or wider ints
     # Negatives are clipped before scaling: a huge negative value times 255 would overflow float64.
-    return np.clip(np.maximum(arr, 0) * scale, 0, 255).astype(np.uint8)
+    np.maximum(arr, 0, out=arr)
+    return np.clip(arr * scale, 0, 255).astype(np.uint8)
 
 
 def load_image(source: ImageInput, name: str | None = None) -> np.ndarray:

@@ -18,7 +18,8 @@ MAX_GROWTH = 1.6  # enlarged writing taller than this many MIN_WRITINGs is not t
 
 
 def find_lines(gray: np.ndarray, threshold_scale: float = 1.0) -> tuple[Prepared, list[Line]]:
-    """``threshold_scale``: binarise at this share of the usual threshold (see ``preprocess.prepare``)."""
+    """The prepared image and its lines of candidate characters (``segment``), binarised at
+    ``threshold_scale`` times the usual threshold (see ``preprocess.prepare``)."""
     prepared = prepare(gray, threshold_scale=threshold_scale)
     lines = segment(prepared.mask)
     writing = max((line.height for line in lines), default=0.0)

@@ -7,7 +7,8 @@ strokes, lines, marks; again enlarged for small writing) -> for each line, two r
 - segment: normalise each piece MNIST-style and classify them all in one batch, then the candidate
   cuts of pieces that read badly whole in one more, and choose how to cut touching digits; in
   ``mode="auto"`` only for lines whose whole reading is unsure, the only ones the choice consults;
--> keep the whole reading unless it is unsure and the cut one surer (``mode="auto"``) -> the Reading
+-> keep the whole reading unless it is unsure and the cut one surer (``mode="auto"``) -> the Reading;
+an image read empty is read once more, binarised at the contrast floor (pale writing beside bold ink)
 """
 
 from __future__ import annotations
@@ -33,10 +34,9 @@ from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 MODES = ("auto", "segment", "sequence")
 FALLBACK_BELOW = 0.2  # auto consults the digit-by-digit reading only under this whole-line confidence
 UNDERLINE_LOOK_BELOW = 0.5  # a line read less surely than this is read again without its pen underline
-# Binarisation thresholds (times Otsu's) of the second looks at an image read empty: chosen on
-# synthetic faint numbers beside bold writing (validation digits); one scale alone trades faint
-# writing against noise, and the surer of the two looks wins.
-FAINT_LOOKS = (0.35, 0.65)
+# The second look at an image read empty (binarised at the contrast floor) is kept from this confidence
+# up: chosen on validation sets of pale numbers beside bold writing, letters and blank paper.
+FAINT_LOOK_SURE = 0.5
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
 SPLIT_ASPECT = 1.0
@@ -74,6 +74,7 @@ class DigitReader:
         one_number: bool = False,
         sequence: SequenceReader | None = None,
         mode: str | None = None,
+        faint_look: bool = True,
     ):
         """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line whose digits'
         geometric-mean confidence is below it is not a number (text, scribbles, clutter) and is dropped.
@@ -82,7 +83,9 @@ class DigitReader:
         ``mode``: ``segment`` reads digit by digit, ``sequence`` reads each line whole with the
         ``sequence`` model, ``auto`` runs both and keeps, per line, the whole-line reading unless it is
         very likely wrong and the digit-by-digit one is surer (``_choose_reading``);
-        by default ``auto`` when a sequence model is given, else ``segment``."""
+        by default ``auto`` when a sequence model is given, else ``segment``.
+        ``faint_look``: an image read empty is read again, binarised at the contrast floor, for pale
+        writing that bolder ink put under the usual threshold (``read_many``)."""
         mode = mode or ("auto" if sequence is not None else "segment")
         if mode not in MODES:
             raise ConfigError(f"unknown reading mode {mode!r}; choose {', '.join(MODES)}")
@@ -94,6 +97,7 @@ class DigitReader:
         self.min_confidence = min_confidence
         self.reject_below = reject_below
         self.one_number = one_number
+        self.faint_look = faint_look
 
     @classmethod
     def from_pretrained(
@@ -121,23 +125,26 @@ class DigitReader:
         return self.read_many([image], [name])[0]
 
     def read_many(self, images: Sequence[ImageInput], names: Sequence[str | None] | None = None) -> list[Reading]:
-        """Read several images; each model runs once over the pieces or lines of all of them."""
+        """Read several images; each model runs once over the pieces or lines of all of them, and once
+        more over the images read empty, which are loaded again for a second look (``faint_look``)."""
+        images = list(images)  # each is read twice when nothing is found in it the first time
         names = list(names) if names is not None else [None] * len(images)
         readings = self._read_found(
             [find_lines(load_image(image, name)) for image, name in zip(images, names, strict=True)], names
         )
-        # An image where nothing was read is looked at again with lower binarisation thresholds: faint
-        # writing beside bolder ink (a pale row number beside a clerk's bold notes, a light pencil on a
-        # dark rule) falls under a threshold the bolder ink set. Each look's reading is kept if it is the
-        # surest; a blank image stays blank. Images are loaded again rather than kept: they can be large.
-        empty = [k for k, reading in enumerate(readings) if not reading.text]
-        for threshold_scale in FAINT_LOOKS if empty else ():
+        # An image where nothing was read is looked at again, binarised at the contrast floor instead of
+        # Otsu's threshold: pale writing beside bolder ink (a faint row number beside a clerk's bold
+        # notes) falls under the threshold the bold ink sets. Paper texture and clutter also come
+        # through at that floor, so the look's reading is kept only when it is sure. Images are loaded
+        # again rather than kept: they can be large.
+        empty = [k for k, reading in enumerate(readings) if not reading.text] if self.faint_look else []
+        if empty:
             again = self._read_found(
-                [find_lines(load_image(images[k], names[k]), threshold_scale=threshold_scale) for k in empty],
+                [find_lines(load_image(images[k], names[k]), threshold_scale=0.0) for k in empty],
                 [names[k] for k in empty],
             )
             for k, reading in zip(empty, again, strict=True):
-                if reading.text and reading.confidence > readings[k].confidence:
+                if reading.text and reading.confidence >= FAINT_LOOK_SURE:
                     readings[k] = reading
         return readings
 
