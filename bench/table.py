@@ -113,7 +113,7 @@ def reading_table(r: dict) -> None:
         f"{_cell(t['auto'])} | {_cell(t['segment'])} | {_cell(t['sequence'])} |"
     )
     f = r.get("faint_numbers")
-    if f:  # auto only: the reading without the second looks is printed after the table
+    if f:  # auto only; the reading without the second look is printed after the table
         print(
             f"| generated pale numbers beside bold writing, `--one-number` | {f['images']} | "
             f"{_cell(f['second_look'])} | - | - |"
