@@ -423,6 +423,26 @@ def test_an_underlined_row_number_is_seen_again_without_its_underline_and_cross(
     assert [p.kind for p in line.pieces] == ["digit", "dot"] and len(line.pieces) == 2
 
 
+def test_a_narrow_underlined_number_with_a_cross_under_it_is_seen_again_too():
+    import cv2
+
+    from digitread.inference.segment import segment, without_underline
+
+    # Two narrow digits over a short underline with a cross under it: one piece taller than wide.
+    mask = np.zeros((160, 160), np.uint8)
+    cv2.line(mask, (60, 40), (56, 70), 255, 3)  # two 1s, slanted a little
+    cv2.line(mask, (76, 40), (72, 70), 255, 3)
+    cv2.line(mask, (45, 71), (85, 73), 255, 3)  # the underline touching their feet
+    cv2.line(mask, (56, 73), (74, 100), 255, 3)  # and a cross hanging from it
+    cv2.line(mask, (74, 73), (56, 100), 255, 3)
+    [line] = segment(mask)
+    [piece] = line.pieces
+    assert piece.w < 0.8 * piece.h
+    view = without_underline(line)
+    assert view is not None and [p.kind for p in view.pieces] == ["digit", "digit"]
+    assert all(p.y2 <= 73 for p in view.pieces)
+
+
 def test_the_long_foot_of_a_wide_2_is_not_taken_for_an_underline():
     import cv2
 
