@@ -392,6 +392,28 @@ def test_a_tall_1_beside_a_point_a_dash_or_a_speck_is_not_a_rule(marks):
     assert sum(p.kind == "digit" and p.h > 70 for p in _pieces(mask)) == 2
 
 
+@pytest.mark.parametrize("tail", ["equals", "small zero", "broken 7"])
+def test_a_mark_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is(tail):
+    import cv2
+
+    mask = np.zeros((140, 330), np.uint8)
+    cv2.putText(mask, "20", (40, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 4)  # digits about 45 px tall
+    if tail == "equals":  # the fence after a cheque amount, at mid-height, two strokes joined by a flourish
+        cv2.line(mask, (170, 62), (205, 60), 255, 3)
+        cv2.line(mask, (172, 74), (207, 72), 255, 3)
+        cv2.line(mask, (205, 60), (172, 74), 255, 3)
+    elif tail == "small zero":  # a last digit written small, on the line
+        cv2.ellipse(mask, (185, 88), (10, 12), 0, 0, 360, 255, 3)
+    else:  # a 7 whose stem broke into specks under its bar
+        cv2.line(mask, (170, 56), (200, 56), 255, 3)
+        cv2.line(mask, (200, 56), (196, 70), 255, 3)
+        for y in (80, 92):
+            cv2.circle(mask, (190 - (y - 80) // 3, y), 3, 255, -1)
+    pieces = _pieces(mask)
+    last = max((p for p in pieces if p.kind in ("digit", "mark")), key=lambda p: p.x)
+    assert last.kind == ("mark" if tail == "equals" else "digit")
+
+
 def test_a_decimal_point_under_a_slanted_digit_stays_a_point():
     import cv2
 

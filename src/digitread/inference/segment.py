@@ -25,7 +25,7 @@ class Piece:
     w: int
     h: int
     mask: np.ndarray
-    kind: str = "digit"  # "digit", or a mark: "dot", "dash"
+    kind: str = "digit"  # "digit", or a mark: "dot", "dash", "mark" (a fence after a number)
 
     @property
     def x2(self) -> int:
@@ -254,8 +254,33 @@ def segment(mask: np.ndarray) -> list[Line]:
         line_height = float(np.median(tall))
         for p in group:
             p.kind = _kind(p, line_height)
+        _raised_tail(group, line_height)
         lines.append(Line(group, line_height))
     return lines
+
+
+# A piece after a number, under RAISED_TAIL_HEIGHT of the line's height, whose foot is RAISED_TAIL_LIFT
+# line heights above the foot of the digit before it, is a mark, not a digit. Chosen on validation sets
+# (600 generated photos, 400 plain and 400 underlined strips: no reading right before is lost); with a
+# lift of 0.15, two plain strips were read wrong.
+RAISED_TAIL_HEIGHT = 0.65
+RAISED_TAIL_LIFT = 0.25
+
+
+def _raised_tail(pieces: list[Piece], line_height: float) -> None:
+    """Call marks the small pieces at the end of a line that float above the line: the '=', '-' or '~'
+    that fences a cheque amount is written at mid-height or higher, and read as a digit it adds one
+    (a 5 or a 7). A last digit written small (a cheque's zeros) still stands on the line."""
+    digits = [p for p in pieces if p.kind == "digit"]
+    while len(digits) >= 2:
+        last, before = digits[-1], digits[-2]
+        if last.h >= RAISED_TAIL_HEIGHT * line_height or last.y2 > before.y2 - RAISED_TAIL_LIFT * line_height:
+            return
+        # Ink under it is the rest of a digit that broke apart (a 7's bar over the specks of its stem).
+        if any(p is not last and p.y >= last.cy and _x_overlap(p, last) > 0 for p in pieces):
+            return
+        last.kind = "mark"
+        digits.pop()
 
 
 def _kind(p: Piece, line_height: float) -> str:
