@@ -392,7 +392,7 @@ def test_a_tall_1_beside_a_point_a_dash_or_a_speck_is_not_a_rule(marks):
     assert sum(p.kind == "digit" and p.h > 70 for p in _pieces(mask)) == 2
 
 
-@pytest.mark.parametrize("tail", ["equals", "small zero", "broken 7"])
+@pytest.mark.parametrize("tail", ["equals", "small zero", "raised zero", "broken 7"])
 def test_a_mark_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is(tail):
     import cv2
 
@@ -404,6 +404,8 @@ def test_a_mark_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is
         cv2.line(mask, (205, 60), (172, 74), 255, 3)
     elif tail == "small zero":  # a last digit written small, on the line
         cv2.ellipse(mask, (185, 88), (10, 12), 0, 0, 360, 255, 3)
+    elif tail == "raised zero":  # or small and high, as cents are written
+        cv2.ellipse(mask, (185, 66), (9, 10), 0, 0, 360, 255, 3)
     else:  # a 7 whose stem broke into specks under its bar
         cv2.line(mask, (170, 56), (200, 56), 255, 3)
         cv2.line(mask, (200, 56), (196, 70), 255, 3)

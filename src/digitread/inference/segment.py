@@ -276,11 +276,20 @@ def _raised_tail(pieces: list[Piece], line_height: float) -> None:
         last, before = digits[-1], digits[-2]
         if last.h >= RAISED_TAIL_HEIGHT * line_height or last.y2 > before.y2 - RAISED_TAIL_LIFT * line_height:
             return
-        # Ink under it is the rest of a digit that broke apart (a 7's bar over the specks of its stem).
-        if any(p is not last and p.y >= last.cy and _x_overlap(p, last) > 0 for p in pieces):
+        # Ink under it is the rest of a digit that broke apart (a 7's bar over the specks of its stem);
+        # a loop is a small raised 0 (cents written high); the marks are open strokes.
+        if _has_loop(last.mask) or any(p is not last and p.y >= last.cy and _x_overlap(p, last) > 0 for p in pieces):
             return
         last.kind = "mark"
         digits.pop()
+
+
+def _has_loop(mask: np.ndarray) -> bool:
+    """Whether the ink encloses some background (a 0, the bowl of a 6): a hole of a few pixels or more."""
+    contours, hierarchy = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return False
+    return any(h[3] >= 0 and cv2.contourArea(c) >= 4 for c, h in zip(contours, hierarchy[0], strict=True))
 
 
 def _kind(p: Piece, line_height: float) -> str:
