@@ -392,28 +392,33 @@ def test_a_tall_1_beside_a_point_a_dash_or_a_speck_is_not_a_rule(marks):
     assert sum(p.kind == "digit" and p.h > 70 for p in _pieces(mask)) == 2
 
 
-@pytest.mark.parametrize("tail", ["equals", "small zero", "raised zero", "broken 7"])
-def test_a_mark_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is(tail):
+@pytest.mark.parametrize("tail", ["equals", "small 7", "raised zero", "broken 7", "small 7 after a tail"])
+def test_a_fence_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is(tail):
     import cv2
 
-    mask = np.zeros((140, 330), np.uint8)
-    cv2.putText(mask, "20", (40, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 4)  # digits about 45 px tall
+    mask = np.zeros((150, 330), np.uint8)
+    cv2.putText(mask, "20", (40, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 4)  # digits 42 px tall, feet at 100
+    x = 170
     if tail == "equals":  # the fence after a cheque amount, at mid-height, two strokes joined by a flourish
-        cv2.line(mask, (170, 62), (205, 60), 255, 3)
-        cv2.line(mask, (172, 74), (207, 72), 255, 3)
-        cv2.line(mask, (205, 60), (172, 74), 255, 3)
-    elif tail == "small zero":  # a last digit written small, on the line
-        cv2.ellipse(mask, (185, 88), (10, 12), 0, 0, 360, 255, 3)
-    elif tail == "raised zero":  # or small and high, as cents are written
+        cv2.line(mask, (170, 58), (205, 56), 255, 3)
+        cv2.line(mask, (172, 78), (207, 76), 255, 3)
+        cv2.line(mask, (205, 56), (172, 78), 255, 3)
+    elif tail == "raised zero":  # a 0 written small and high, as cents are
         cv2.ellipse(mask, (185, 66), (9, 10), 0, 0, 360, 255, 3)
-    else:  # a 7 whose stem broke into specks under its bar
+    elif tail == "broken 7":  # a 7 whose stem broke off under its bar, a speck left of it
         cv2.line(mask, (170, 56), (200, 56), 255, 3)
-        cv2.line(mask, (200, 56), (196, 70), 255, 3)
-        for y in (80, 92):
-            cv2.circle(mask, (190 - (y - 80) // 3, y), 3, 255, -1)
-    pieces = _pieces(mask)
-    last = max((p for p in pieces if p.kind in ("digit", "mark")), key=lambda p: p.x)
-    assert last.kind == ("mark" if tail == "equals" else "digit")
+        cv2.line(mask, (200, 56), (194, 78), 255, 3)
+        cv2.circle(mask, (190, 92), 3, 255, -1)
+    else:  # a small open digit standing on the line: a 7 half the digits' height
+        if tail == "small 7 after a tail":  # after a 9 whose stem runs far below the line
+            cv2.circle(mask, (185, 72), 12, 255, 4)
+            cv2.line(mask, (196, 74), (192, 125), 255, 4)
+            x = 220
+        cv2.line(mask, (x, 79), (x + 18, 79), 255, 3)
+        cv2.line(mask, (x + 18, 79), (x + 8, 98), 255, 3)
+    tail_piece = max((p for p in _pieces(mask) if p.x >= x - 2), key=lambda p: p.h)
+    assert 0.5 < tail_piece.h / 42 < 0.65
+    assert tail_piece.kind == ("fence" if tail == "equals" else "digit")
 
 
 def test_a_decimal_point_under_a_slanted_digit_stays_a_point():
@@ -465,6 +470,37 @@ def test_a_narrow_underlined_number_with_a_cross_under_it_is_seen_again_too():
     view = without_underline(line)
     assert view is not None and [p.kind for p in view.pieces] == ["digit", "digit"]
     assert all(p.y2 <= 73 for p in view.pieces)
+
+
+def test_the_bar_of_a_narrow_open_4_is_not_taken_for_an_underline():
+    import cv2
+
+    from digitread.inference.segment import segment, without_underline
+
+    mask = np.zeros((160, 140), np.uint8)
+    cv2.line(mask, (58, 30), (50, 78), 255, 3)  # the left arm
+    cv2.line(mask, (50, 78), (88, 78), 255, 3)  # the bar, low: two "digits" stand above it
+    cv2.line(mask, (80, 25), (78, 110), 255, 3)  # the stem, going on down under the bar
+    [line] = segment(mask)
+    [piece] = line.pieces
+    assert piece.w < 0.8 * piece.h
+    assert without_underline(line) is None
+
+
+def test_a_fence_after_an_underlined_number_stays_a_fence_in_the_view_without_the_underline():
+    import cv2
+
+    from digitread.inference.segment import segment, without_underline
+
+    mask = np.zeros((160, 300), np.uint8)
+    cv2.putText(mask, "60", (60, 80), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 255, 3)  # digits about 35 px tall
+    cv2.line(mask, (50, 81), (150, 84), 255, 3)  # a pen underline touching their feet
+    cv2.line(mask, (170, 50), (192, 48), 255, 3)  # and a '=' after the number, at mid-height
+    cv2.line(mask, (171, 62), (193, 60), 255, 3)
+    cv2.line(mask, (192, 48), (171, 62), 255, 3)
+    [line] = segment(mask)
+    view = without_underline(line)
+    assert view is not None and [p.kind for p in view.pieces] == ["digit", "digit", "fence"]
 
 
 def test_the_long_foot_of_a_wide_2_is_not_taken_for_an_underline():

@@ -346,12 +346,13 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
     """The whole-line reading without the digits read past the right end of the line's last digit-sized
     piece, and their centres likewise.
 
-    Segmentation calls a piece under 0.45 of the line's digit height a mark, and the digit-by-digit
-    reading drops marks after a number (the comma, dash or '/-' that fences a cheque amount). The
+    Segmentation calls a piece under 0.45 of the line's digit height a mark, and a small piece after
+    the number that floats above the line a fence (``segment._raised_tail``); the digit-by-digit
+    reading drops marks after a number (the comma, dash, '=' or '/-' that fences a cheque amount). The
     sequence models learned from strips where a small digit may follow a number, and read such a mark
-    as a digit, most often a 1. So both readings now end the number at the same place. Its cost: a last digit
-    written under half the height of the others is lost by both. The confidence stays the model's: the
-    marks' share of it is not split off."""
+    as a digit, most often a 1. So both readings now end the number at the same place. Its cost: a last
+    digit written under half the height of the others, or small, open and raised, is lost by both. The
+    confidence stays the model's: the marks' share of it is not split off."""
     ends = [p.x2 for p in line.pieces if p.kind == "digit"]
     if not ends:
         return result, centres

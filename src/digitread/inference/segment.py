@@ -25,7 +25,7 @@ class Piece:
     w: int
     h: int
     mask: np.ndarray
-    kind: str = "digit"  # "digit", or a mark: "dot", "dash", "mark" (a fence after a number)
+    kind: str = "digit"  # "digit", or a mark: "dot", "dash", "fence" (after a number), "point" (read by a model)
 
     @property
     def x2(self) -> int:
@@ -161,11 +161,12 @@ def _drop_rules(pieces: list[Piece]) -> list[Piece]:
     return [p for p in pieces if p.w * THIN_RULE >= p.h or p.h <= RULE_HEIGHT * height]
 
 
-# Pieces narrower than this share of their height are not looked at for an underline. Low: a short
-# number written narrow, over its underline and a cross hanging under it, makes a piece taller than
-# wide (registers: 2 more of 600 read, no validation reading changed against 0.8); what guards single
-# digits is that two digits must stand above the line.
+# Pieces narrower than UNDERLINED_ASPECT of their height are not looked at for an underline. Low: a
+# short number written narrow, over its underline and a cross hanging under it, makes a piece taller
+# than wide. Under WIDE_UNDERLINED the ink under the line must then be a cross (an open 4 is as narrow,
+# its bar an underline and its two arms two digits above it; its stem goes on down, one stroke wide).
 UNDERLINED_ASPECT = 0.3
+WIDE_UNDERLINED = 0.8
 
 
 def without_underline(line: Line) -> Line | None:
@@ -191,9 +192,11 @@ def without_underline(line: Line) -> Line | None:
         return None
     tallest = max(p.h for p in pieces)
     height = float(np.median([p.h for p in pieces if p.h >= 0.5 * tallest]))
+    pieces.sort(key=lambda p: p.x)
     for p in pieces:  # what the cut left may be marks (a point after the number), as segment() judges them
         p.kind = _kind(p, height)
-    return Line(sorted(pieces, key=lambda p: p.x), height)
+    _raised_tail(pieces, height)
+    return Line(pieces, height)
 
 
 def _cut_underline(piece: Piece) -> list[Piece] | None:
@@ -210,6 +213,12 @@ def _cut_underline(piece: Piece) -> list[Piece] | None:
     x, y, w, h, area = stats[k]
     if w < 0.7 * piece.w or area / w > 0.12 * piece.h:
         return None
+    if piece.w < WIDE_UNDERLINED * piece.h:
+        # Narrow, so taller than an underlined number alone: what hangs under the line must be a cross
+        # as wide as a good part of it, not one stroke going on down (the stem of an open 4 under its bar).
+        below = np.nonzero(piece.mask[y + h + 1 :].any(axis=0))[0]
+        if len(below) == 0 or below[-1] - below[0] + 1 < 0.3 * w:
+            return None
     underline = cv2.dilate((labels == k).astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
     rest = cv2.bitwise_and(piece.mask, cv2.bitwise_not(underline))
     middle = y + h / 2
@@ -260,7 +269,7 @@ def segment(mask: np.ndarray) -> list[Line]:
 
 
 # A piece after a number, under RAISED_TAIL_HEIGHT of the line's height, whose foot is RAISED_TAIL_LIFT
-# line heights above the foot of the digit before it, is a mark, not a digit. Chosen on validation sets
+# line heights above the line and the foot of the digit before it, is a fence, not a digit. Chosen on validation sets
 # (600 generated photos, 400 plain and 400 underlined strips: no reading right before is lost); with a
 # lift of 0.15, two plain strips were read wrong.
 RAISED_TAIL_HEIGHT = 0.65
@@ -268,19 +277,26 @@ RAISED_TAIL_LIFT = 0.25
 
 
 def _raised_tail(pieces: list[Piece], line_height: float) -> None:
-    """Call marks the small pieces at the end of a line that float above the line: the '=', '-' or '~'
-    that fences a cheque amount is written at mid-height or higher, and read as a digit it adds one
-    (a 5 or a 7). A last digit written small (a cheque's zeros) still stands on the line."""
+    """Mark as fences the small pieces at the end of a line that float above it: the '=', '-' or '~'
+    that fences a cheque amount is written at mid-height or higher (a plain '-' is short enough to be
+    a dash already; a wavy or joined one is not), and read as a digit it adds one (a 5 or a 7). A last
+    digit written small (a cheque's zeros) still stands on the line."""
     digits = [p for p in pieces if p.kind == "digit"]
+    if len(digits) < 2:
+        return
+    baseline = float(np.median([p.y2 for p in digits]))
     while len(digits) >= 2:
         last, before = digits[-1], digits[-2]
-        if last.h >= RAISED_TAIL_HEIGHT * line_height or last.y2 > before.y2 - RAISED_TAIL_LIFT * line_height:
+        # Above the line and above the digit before it: a 9's tail below the line does not lift the line,
+        # and raised cents ("12 with 55 written high") stand at the height of the digit before them.
+        foot = min(baseline, before.y2)
+        if last.h >= RAISED_TAIL_HEIGHT * line_height or last.y2 > foot - RAISED_TAIL_LIFT * line_height:
             return
         # Ink under it is the rest of a digit that broke apart (a 7's bar over the specks of its stem);
         # a loop is a small raised 0 (cents written high); the marks are open strokes.
         if _has_loop(last.mask) or any(p is not last and p.y >= last.cy and _x_overlap(p, last) > 0 for p in pieces):
             return
-        last.kind = "mark"
+        last.kind = "fence"
         digits.pop()
 
 
