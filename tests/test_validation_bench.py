@@ -1,0 +1,27 @@
+"""bench/validation.py: each config is read from the defaults, side by side with the first."""
+
+from pathlib import Path
+
+import pytest
+
+
+def test_each_config_starts_from_the_defaults_and_counts_changed_readings(mnist_path, monkeypatch):
+    monkeypatch.setenv("DIGITREAD_DATA", str(mnist_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import validation
+
+    from digitread.inference import segment
+
+    default = segment.RAISED_TAIL_HEIGHT
+    try:
+        rows = validation.main(["--scale", "0.01", "--config", "segment.RAISED_TAIL_HEIGHT=0", "--config", ""])
+        assert default == segment.RAISED_TAIL_HEIGHT  # the second config put the first one's change back
+        assert [row["config"] for row in rows] == ["segment.RAISED_TAIL_HEIGHT=0", ""]
+        for name in ("photos", "strips", "underlined", "pale"):
+            assert 0.0 <= rows[0][name] <= 1.0 and name + "_changed" not in rows[0]
+            assert rows[1][name + "_changed"] >= 0
+        with pytest.raises(SystemExit, match="has no"):
+            validation.apply("segment.NO_SUCH_CONSTANT=1")
+    finally:
+        validation.apply("")
+    assert default == segment.RAISED_TAIL_HEIGHT
