@@ -58,13 +58,21 @@ def bench_synthetic(reader: DigitReader, data: MnistData, count: int) -> dict:
     }
 
 
-def bench_realdev(reader: DigitReader, name: str, failures: Path | None) -> dict | None:
+def realdev_rows(name: str) -> list[dict] | None:
+    """The rows of a real-scan set's labels.csv (``file``, ``label``), each with ``path`` to its image;
+    None when the set is not here."""
     folder = REALDEV / name
     if not (folder / "labels.csv").is_file():
         return None
     with open(folder / "labels.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    paths = [folder / "images" / row["file"] for row in rows]
+        return [{**row, "path": folder / "images" / row["file"]} for row in csv.DictReader(f)]
+
+
+def bench_realdev(reader: DigitReader, name: str, failures: Path | None) -> dict | None:
+    rows = realdev_rows(name)
+    if rows is None:
+        return None
+    paths = [row["path"] for row in rows]
     readings = reader.read_many(paths, [row["file"] for row in rows])
     predicted = [digits_only(r.text) for r in readings]
     expected = [row["label"] for row in rows]

@@ -19,7 +19,6 @@ on and that the benchmark's test digits never meet:
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reading import REALDEV, faint_numbers  # noqa: E402
+from reading import faint_numbers, realdev_rows  # noqa: E402
 
 from digitread.data.mnist import load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
@@ -44,7 +43,9 @@ STRIP_MARKS = (",", "-", "=", "/-", ",-", ".-", "--", "~", "+", "x", "v")
 def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool]]:
     """name -> (images, expected texts, whether the image holds one number)."""
     val = load_mnist().val
-    n = lambda count: max(1, round(count * scale))  # noqa: E731
+
+    def n(count: int) -> int:
+        return max(1, round(count * scale))
 
     def strips(count: int, seed: int, cfg: StripConfig) -> list[tuple[np.ndarray, str]]:
         rng = np.random.default_rng(seed)
@@ -62,14 +63,8 @@ def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool
 
 
 def real_sets() -> dict[str, tuple[list, list[str], bool]]:
-    out = {}
-    for name in ("orand_car_a", "danish_rowid"):
-        labels = REALDEV / name / "labels.csv"
-        if labels.is_file():
-            with open(labels, newline="") as f:
-                rows = list(csv.DictReader(f))
-            out[name] = ([REALDEV / name / "images" / r["file"] for r in rows], [r["label"] for r in rows], True)
-    return out
+    sets = {name: realdev_rows(name) for name in ("orand_car_a", "danish_rowid")}
+    return {name: ([r["path"] for r in rows], [r["label"] for r in rows], True) for name, rows in sets.items() if rows}
 
 
 _DEFAULTS: dict[tuple[object, str], object] = {}  # (module, constant) -> its value before any config
