@@ -2,8 +2,10 @@
 
     python bench/validation.py --config segment.RAISED_TAIL_HEIGHT=0 --config segment.RAISED_TAIL_HEIGHT=0.65
     python bench/validation.py --config reader.FALLBACK_BELOW=0.2 --config reader.FALLBACK_BELOW=0.1 --real
+    python bench/validation.py --config "" --config sequence=runs/my_ensemble --real
 
-Each --config (comma-separated ``module.CONSTANT=value`` of ``digitread.inference``) is one line of JSON:
+Each --config (comma-separated ``module.CONSTANT=value`` of ``digitread.inference``, and
+``sequence=DIR`` for another sequence model or ensemble than the shipped one) is one line of JSON:
 the share of each set read exactly, and how many readings differ from the first config's. A change to
 the reader is chosen on the validation sets, made from MNIST *validation* digits that no model trained
 on and that the benchmark's test digits never meet:
@@ -70,19 +72,25 @@ def real_sets() -> dict[str, tuple[list, list[str], bool]]:
 _DEFAULTS: dict[tuple[object, str], object] = {}  # (module, constant) -> its value before any config
 
 
-def apply(config: str) -> None:
+def apply(config: str) -> str | None:
     """Set ``module.CONSTANT=value`` pairs (comma-separated) on ``digitread.inference`` modules, every
-    constant an earlier config set back to its default first."""
+    constant an earlier config set back to its default first; returns the config's ``sequence=DIR``
+    (None: the shipped sequence model)."""
     for (module, constant), value in _DEFAULTS.items():
         setattr(module, constant, value)
+    sequence = None
     for pair in filter(None, config.split(",")):
         name, _, value = pair.partition("=")
+        if name.strip() == "sequence":
+            sequence = value.strip()
+            continue
         module_name, _, constant = name.strip().rpartition(".")
         module = importlib.import_module(f"digitread.inference.{module_name}")
         if not hasattr(module, constant):
             raise SystemExit(f"digitread.inference.{module_name} has no {constant}")
         default = _DEFAULTS.setdefault((module, constant), getattr(module, constant))
         setattr(module, constant, type(default)(float(value)))
+    return sequence
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -92,11 +100,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--scale", type=float, default=1.0, help="a share of each validation set (quick looks)")
     args = parser.parse_args(argv)
     sets = validation_sets(args.scale) | (real_sets() if args.real else {})
-    readers = {one: DigitReader.from_pretrained(one_number=one) for one in (False, True)}
     first: dict[str, list[str]] = {}
     results = []
     for config in args.config or [""]:
-        apply(config)
+        sequence = apply(config)
+        readers = {one: DigitReader.from_pretrained(sequence_path=sequence, one_number=one) for one in (False, True)}
         row: dict = {"config": config}
         for name, (images, expected, one) in sets.items():
             texts = [r.text for r in readers[one].read_many(images)]

@@ -282,10 +282,11 @@ def test_auto_falls_back_to_the_cut_reading_only_when_the_whole_one_is_very_like
     def line(text, confidence, path):
         return LineReading(text, confidence, (0, 0, 1, 1), [], path)
 
-    assert FALLBACK_BELOW == 0.2
+    assert FALLBACK_BELOW == 0.1
     assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.4, "sequence")).path == "sequence"
-    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.15, "sequence")).path == "segment"
-    assert _choose_reading(line("12", 0.1, "segment"), line("17", 0.15, "sequence")).path == "sequence"
+    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.15, "sequence")).path == "sequence"
+    assert _choose_reading(line("12", 0.9, "segment"), line("17", 0.05, "sequence")).path == "segment"
+    assert _choose_reading(line("12", 0.04, "segment"), line("17", 0.05, "sequence")).path == "sequence"
     assert _choose_reading(None, line("17", 0.1, "sequence")).path == "sequence"
     assert _choose_reading(line("12", 0.1, "segment"), None).path == "segment"
 

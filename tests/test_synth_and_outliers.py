@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from digitread.data.outliers import make_outliers
 from digitread.data.synth import SynthConfig, make_numbers
@@ -49,20 +50,39 @@ def test_pen_digits_are_seeded_labelled_fields_that_a_digit_model_reads():
     assert (read == labels).mean() >= 0.9
 
 
-def test_a_2_with_a_looped_top_has_a_closed_loop_above_and_a_foot_below():
+@pytest.mark.parametrize("style, loop_share", [("_two_loop_top", 0.0), ("_two_big_loop", 0.3)])
+def test_a_2_with_a_looped_top_has_a_closed_loop_above_and_a_foot_below(style, loop_share):
     import cv2
 
-    from digitread.data.pen_digits import _two_loop_top, draw_pen_digit
+    from digitread.data import pen_digits
 
     rng = np.random.default_rng(3)
     looped = 0
     for _ in range(40):
         # draw_pen_digit picks one of the 2's styles at random; this one is asked for by hand.
-        digit = draw_pen_digit(2, rng, styles=[_two_loop_top])
+        digit = pen_digits.draw_pen_digit(2, rng, styles=[getattr(pen_digits, style)])
         ink = (digit > 80).astype(np.uint8)
-        _, hierarchy = cv2.findContours(ink, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-        holes = [] if hierarchy is None else [h for h in hierarchy[0] if h[3] >= 0]  # contours inside another
+        contours, hierarchy = cv2.findContours(ink, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        holes = [] if hierarchy is None else [c for c, h in zip(contours, hierarchy[0], strict=True) if h[3] >= 0]
         rows = np.nonzero(ink.any(axis=1))[0]
         foot = ink[rows[-3:]].any(axis=0)
-        looped += bool(holes) and foot.sum() >= 0.5 * np.ptp(np.nonzero(ink.any(axis=0))[0])
+        # The big loop is what the cheques' 2s have: its hole spans a good part of the digit's height.
+        big = any(cv2.boundingRect(c)[3] >= loop_share * np.ptp(rows) for c in holes)
+        looped += big and foot.sum() >= 0.5 * np.ptp(np.nonzero(ink.any(axis=0))[0])
     assert looped >= 34, looped
+
+
+def test_a_1_with_a_hooked_flag_hangs_its_flag_a_third_down_bowing_up():
+    from digitread.data.pen_digits import _one_hook
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        (stroke,) = _one_hook(rng)  # one pen stroke: the flag's end up to the top, then down the stem
+        top = int(np.argmin(stroke[:, 1]))
+        end, tip, foot = stroke[0], stroke[top], stroke[-1]
+        assert end[0] < tip[0] - 0.15 and end[1] > tip[1] + 0.2  # left of the top and well below it
+        assert foot[1] > 0.9 and abs(foot[0] - tip[0]) < 0.1  # the stem runs straight down
+        # A curve, not a straight flag (which the 7's corner resembles less): it bows up over its chord.
+        middle = stroke[top // 2]
+        chord_y = end[1] + (tip[1] - end[1]) * (middle[0] - end[0]) / (tip[0] - end[0])
+        assert middle[1] < chord_y - 0.03

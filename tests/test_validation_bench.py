@@ -20,6 +20,9 @@ def test_each_config_starts_from_the_defaults_and_counts_changed_readings(mnist_
         for name in ("photos", "strips", "underlined", "pale"):
             assert 0.0 <= rows[0][name] <= 1.0 and name + "_changed" not in rows[0]
             assert rows[1][name + "_changed"] >= 0
+        # sequence=DIR names the sequence model a config reads with; the shipped one otherwise.
+        assert validation.apply("sequence=runs/other,segment.RAISED_TAIL_HEIGHT=0") == "runs/other"
+        assert segment.RAISED_TAIL_HEIGHT == 0 and validation.apply("") is None
         with pytest.raises(SystemExit, match="has no"):
             validation.apply("segment.NO_SUCH_CONSTANT=1")
     finally:

@@ -71,6 +71,14 @@ def _one_flag(r):
     return strokes
 
 
+def _one_hook(r):
+    # The 1 of many cheques: its flag a curve bowing up from the top, hanging a third or more down the
+    # stem; straight flags alone left such 1s read as 7s.
+    drop, reach = r.uniform(0.25, 0.5), r.uniform(0.18, 0.35)
+    flag = _arc(0.5, 0.05 + drop, reach, drop, r.uniform(172, 190), 270, 12)
+    return [_join(flag, _line((0.5 + r.uniform(-0.04, 0.04), 0.95)))]
+
+
 def _two_plain(r):
     top = _arc(0.5, 0.3, r.uniform(0.26, 0.34), r.uniform(0.2, 0.26), r.uniform(190, 215), r.uniform(375, 400))
     return [_join(top, _line((0.15, 0.95), (0.88, r.uniform(0.9, 0.98))))]
@@ -101,6 +109,23 @@ def _two_loop_top(r):
     loop = _arc(cx, cy, rx, ry, r.uniform(120, 160), r.uniform(470, 500), 36)
     foot_y = r.uniform(0.88, 0.97)
     return [_join(loop, _line((r.uniform(0.08, 0.2), foot_y), (r.uniform(0.8, 0.95), foot_y + r.uniform(-0.06, 0.03))))]
+
+
+def _two_big_loop(r):
+    # The 2 of many cheques: a loop over half the digit's height, left from its lower right down under
+    # itself to the left, often curling there, then a foot to the right: the foot is all a 9 lacks.
+    rx, ry = r.uniform(0.3, 0.42), r.uniform(0.25, 0.33)
+    cx, cy = 0.5 + r.uniform(-0.06, 0.06), 0.03 + ry
+    end = r.uniform(380, 440)  # closed: round once and out at its lower right
+    loop = _arc(cx, cy, rx, ry, end - r.uniform(340, 380), end, 36)
+    foot_y = r.uniform(0.88, 0.97)
+    corner = (r.uniform(0.08, 0.25), foot_y)
+    parts = [loop, _line(corner)]
+    if r.random() < 0.4:  # the curl at the bottom left
+        cr = r.uniform(0.05, 0.1)
+        parts.append(_arc(corner[0] + cr, foot_y - cr, cr, cr, 180, 450, 12))
+    parts.append(_line((r.uniform(0.55, 0.95), foot_y + r.uniform(-0.08, 0.03))))
+    return [_join(*parts)]
 
 
 def _three(r):
@@ -187,8 +212,8 @@ def _nine(r, attach: float):
 
 STYLES: dict[int, list[Callable]] = {
     0: [_zero, _zero_wide],
-    1: [_one_stem, _one_flag, _one_flag],
-    2: [_two_plain, _two_looped, _two_curl, _two_loop_top],
+    1: [_one_stem, _one_flag, _one_flag, _one_hook],
+    2: [_two_plain, _two_looped, _two_curl, _two_loop_top, _two_big_loop],
     3: [_three, _three_flat],
     4: [_four_open, _four_closed, _four_upright],
     5: [_five],
