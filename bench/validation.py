@@ -102,9 +102,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sets = validation_sets(args.scale) | (real_sets() if args.real else {})
     first: dict[str, list[str]] = {}
     results = []
+    loaded: dict[str | None, dict[bool, DigitReader]] = {}  # sequence model -> readers, loaded once
     for config in args.config or [""]:
         sequence = apply(config)
-        readers = {one: DigitReader.from_pretrained(sequence_path=sequence, one_number=one) for one in (False, True)}
+        if sequence not in loaded:
+            loaded[sequence] = {
+                one: DigitReader.from_pretrained(sequence_path=sequence, one_number=one) for one in (False, True)
+            }
+        readers = loaded[sequence]
         row: dict = {"config": config}
         for name, (images, expected, one) in sets.items():
             texts = [r.text for r in readers[one].read_many(images)]

@@ -1,3 +1,4 @@
+import argparse
 import json
 from pathlib import Path
 
@@ -5,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from digitread.cli import main
+from digitread.cli import build_parser, main
 from digitread.eval.reading import edit_distance, score_readings
 from digitread.inference.reader import MODES, DigitReader
 from digitread.inference.results import parse_value
@@ -289,6 +290,11 @@ def test_auto_falls_back_to_the_cut_reading_only_when_the_whole_one_is_very_like
     assert _choose_reading(line("12", 0.04, "segment"), line("17", 0.05, "sequence")).path == "sequence"
     assert _choose_reading(None, line("17", 0.1, "sequence")).path == "sequence"
     assert _choose_reading(line("12", 0.1, "segment"), None).path == "segment"
+    # The CLI's help states the threshold (it does not import the reader to ask it): it must agree.
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    help_text = " ".join(subcommands.choices["read"].format_help().split())
+    assert f"very likely wrong (under {FALLBACK_BELOW})" in help_text
 
 
 def test_sequence_readings_have_boxes_inside_the_image_and_marks_from_segmentation(readers):

@@ -11,15 +11,21 @@ def test_each_config_starts_from_the_defaults_and_counts_changed_readings(mnist_
     import validation
 
     from digitread.inference import segment
+    from digitread.inference.sequence import resolve_sequence_dir
 
     default = segment.RAISED_TAIL_HEIGHT
     try:
-        rows = validation.main(["--scale", "0.01", "--config", "segment.RAISED_TAIL_HEIGHT=0", "--config", ""])
-        assert default == segment.RAISED_TAIL_HEIGHT  # the second config put the first one's change back
-        assert [row["config"] for row in rows] == ["segment.RAISED_TAIL_HEIGHT=0", ""]
+        shipped = str(resolve_sequence_dir(None))
+        configs = ["segment.RAISED_TAIL_HEIGHT=0", "", f"sequence={shipped}", "segment.RAISED_TAIL_HEIGHT=0"]
+        rows = validation.main(["--scale", "0.01", *[arg for c in configs for arg in ("--config", c)]])
+        assert segment.RAISED_TAIL_HEIGHT == 0  # the last config's setting holds until the next apply
+        assert [row["config"] for row in rows] == configs
         for name in ("photos", "strips", "underlined", "pale"):
             assert 0.0 <= rows[0][name] <= 1.0 and name + "_changed" not in rows[0]
-            assert rows[1][name + "_changed"] >= 0
+            # The shipped model named by its folder reads as the default does; the first config, read
+            # again after others, reads as it did the first time: nothing leaks from one to the next.
+            assert rows[2][name] == rows[1][name] and rows[2][name + "_changed"] == rows[1][name + "_changed"]
+            assert rows[3][name] == rows[0][name] and rows[3][name + "_changed"] == 0
         # sequence=DIR names the sequence model a config reads with; the shipped one otherwise.
         assert validation.apply("sequence=runs/other,segment.RAISED_TAIL_HEIGHT=0") == "runs/other"
         assert segment.RAISED_TAIL_HEIGHT == 0 and validation.apply("") is None
