@@ -173,6 +173,50 @@ def test_a_point_the_model_read_is_kept_between_digits_once_and_dropped_after_th
     assert "".join(d.char for d in _with_marks([one, point, two, five, point], line, prepared)) == "1.25"
 
 
+def test_a_pen_point_is_a_round_filled_dot_on_the_line_and_nothing_else():
+    import cv2
+
+    from digitread.inference.reader import _pen_point
+
+    def dot(x: int, y: int, w: int, h: int, mask: np.ndarray | None = None) -> Piece:
+        return Piece(x, y, w, h, np.full((h, w), 255, np.uint8) if mask is None else mask, "dot")
+
+    digits = [_piece(0, 12, 40), _piece(30, 12, 40)]  # feet at y = 40: the line
+    ring = np.zeros((8, 8), np.uint8)
+    cv2.circle(ring, (4, 4), 3, 255, 1)
+    assert _pen_point(dot(17, 33, 7, 7), Line([*digits, dot(17, 33, 7, 7)], 40.0))  # a point on the line
+    for other in (
+        dot(17, 36, 3, 3),  # a speck: under 0.12 of the line's height
+        dot(17, 36, 12, 4),  # a stroke's bit, long
+        dot(17, 15, 7, 7),  # round and filled, but halfway up the digits
+        dot(17, 32, 8, 8, ring),  # hollow
+    ):
+        assert not _pen_point(other, Line([*digits, other], 40.0)), (other.w, other.h, other.y)
+
+
+def test_a_pen_point_the_sequence_model_missed_is_read_once(mnist, monkeypatch):
+    from dataclasses import replace
+
+    import digitread.inference.reader as reader_module
+    from digitread.data.synth import MODERATE, make_numbers
+    from digitread.inference.reader import DigitReader
+
+    # Every number has a point, and every digit is pushed left until it touches the ink before it: a
+    # point often ends up under the next digit, apart from its ink, where the models miss it.
+    cfg = replace(MODERATE, decimal_point=1.0, touching=1.0, minus=0.0, min_digits=3, max_digits=6)
+    samples = make_numbers(mnist.test.images, mnist.test.labels, 60, seed=8, cfg=cfg)
+    reader = DigitReader.from_pretrained()
+    texts, placed = {}, {}
+    for on in (0, 1):
+        monkeypatch.setattr(reader_module, "PEN_POINT", on)
+        texts[on] = [r.text for r in reader.read_many([image for image, _ in samples])]
+        placed[on] = sum(got.find(".") == text.find(".") for got, (_, text) in zip(texts[on], samples, strict=True))
+    assert placed[1] >= placed[0] + 2, placed
+    for without, with_pen in zip(texts[0], texts[1], strict=True):
+        # Only a reading without a point gains one, and only a point: the digits stay.
+        assert with_pen == without or ("." not in without and with_pen.replace(".", "", 1) == without)
+
+
 def test_train_grows_a_point_member_from_a_trained_one_and_labels_its_strips(tmp_path, mnist_path, capsys):
     import json
 

@@ -611,3 +611,18 @@ def test_train_refuses_a_share_of_small_strips_outside_0_to_1(tmp_path, mnist_pa
     digits = ["train", "--recipe", "fast", "--out", str(tmp_path / "digits"), "--data-dir", str(mnist_path)]
     assert main([*digits, "--small-strips", "0.2"]) != 0
     assert "--task strings" in capsys.readouterr().err
+
+
+def test_train_draws_touching_digits_as_often_as_asked_and_refuses_a_chance_outside_0_to_1(
+    tmp_path, mnist_path, capsys
+):
+    import json
+
+    args = ["train", "--task", "strings", "--model", "crnn_digits", "--data-dir", str(mnist_path)]
+    args += ["--epochs", "1", "--batch-size", "16", "--strips-per-epoch", "32", "--workers", "0", "--val-strips", "40"]
+    assert main([*args, "--out", str(tmp_path / "bad"), "--touching-strips", "1.5", "--quiet"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--touching-strips" in err[0] and "0 to 1" in err[0]
+    assert main([*args, "--out", str(tmp_path / "run"), "--touching-strips", "0.9", "--quiet"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["strips"]["touching"] == 0.9 and config["train"]["data"]["touching_strips"] == 0.9

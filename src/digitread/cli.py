@@ -163,6 +163,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DigitreadError(f"--small-strips is a share of the strips, from 0 to 1, got {cfg.data.small_strips}")
     if cfg.data.small_strips and cfg.train.task != "strings":
         raise DigitreadError("--small-strips shrinks number strips: it is for --task strings")
+    if not 0 <= cfg.data.touching_strips <= 1:
+        raise DigitreadError(f"--touching-strips is a chance, from 0 to 1, got {cfg.data.touching_strips}")
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast

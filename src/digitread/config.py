@@ -33,6 +33,13 @@ class DataConfig:
             "as in old registers; validation strips are left as they are"
         },
     )
+    touching_strips: float = field(
+        default=0.3,
+        metadata={
+            "help": "strings task: chance that a training strip's digit is pushed left until it touches the ink "
+            "before it (a thin 1 against the next digit, a point tucked under it); validation strips keep 0.3"
+        },
+    )
 
 
 @dataclass

@@ -37,6 +37,9 @@ UNDERLINE_LOOK_BELOW = 0.5  # a line read less surely than this is read again wi
 # The second look at an image read empty (binarised at the contrast floor) is kept from this confidence
 # up: chosen on validation sets of pale numbers beside bold writing, letters and blank paper.
 FAINT_LOOK_SURE = 0.5
+# A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
+# (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
+PEN_POINT = 1
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
 SPLIT_ASPECT = 1.0
@@ -334,6 +337,13 @@ class DigitReader:
         # A model that reads points has seen the line's dots too: its word on which are points stands.
         if not self.sequence.reads_points:
             items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind == "dot")
+        elif PEN_POINT and "." not in result.text:
+            # A point the model missed (tucked under the next digit) when the segmentation found one pen
+            # point, and only one: a number holds one decimal point. Placed by its left edge, which
+            # stays before the digit it is tucked under.
+            pens = [q for q in line.pieces if q.kind == "dot" and _pen_point(q, line)]
+            if len(pens) == 1:
+                items.append((pens[0].x, ("dot", pens[0])))
         items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind not in ("digit", "dot"))
         items.sort(key=lambda item: item[0])
         chars = _with_marks([it for _, it in items], line, prepared)
@@ -381,6 +391,17 @@ def _point_piece(centre: float, line: Line) -> Piece:
     r = max(1, round(0.08 * line.height))
     x, y = round(centre) - r, round(baseline) - 2 * r
     return Piece(x, y, 2 * r, 2 * r, np.full((2 * r, 2 * r), 255, np.uint8), "point")
+
+
+def _pen_point(piece: Piece, line: Line) -> bool:
+    """Whether a dot looks like a point made with a pen: round, filled, 0.12-0.3 of the line's height,
+    standing on the line (the median foot of its digits). Bits of broken strokes are smaller, longer or
+    hollow, and lie anywhere."""
+    size = max(piece.w, piece.h)
+    if not (0.12 * line.height <= size <= 0.3 * line.height) or not (0.7 <= piece.w / piece.h <= 1.4):
+        return False
+    baseline = float(np.median([p.y2 for p in line.pieces if p.kind == "digit"]))
+    return abs(piece.y2 - baseline) <= 0.15 * line.height and float((piece.mask > 0).mean()) >= 0.6
 
 
 def _choose_reading(segmented: LineReading | None, whole: LineReading | None) -> LineReading:
