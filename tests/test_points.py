@@ -108,7 +108,7 @@ def test_a_point_must_be_clearly_likelier_than_none_to_be_read(monkeypatch):
 
     strip = np.zeros((STRIP_HEIGHT, 24), np.uint8)
     # The point member: P("1.5") = 0.6, P("15") = 0.4. Geometric means with the plain member: 0.77 and
-    # 0.63, a ratio of 1.22, under exp(POINT_COST) = 1.49: the point is not read. At 0.9 it is.
+    # 0.63, a ratio of 1.22, under exp(POINT_COST) = 2.23: the point is not read. At 0.9 (a ratio of 3) it is.
     assert SequenceReader([_Reads(11, 0.0), _Reads(12, 0.6)]).read([strip])[0].text == "15"
     assert SequenceReader([_Reads(11, 0.0), _Reads(12, 0.9)]).read([strip])[0].text == "1.5"
     monkeypatch.setattr(sequence, "POINT_COST", 0.0)

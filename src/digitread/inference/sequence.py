@@ -30,7 +30,10 @@ MAX_SHIFT = 8  # pixels a view may move a strip up or down: a quarter of its hei
 # Strips read this surely as they are are not read again in shifted views: the views cost a member
 # call each, and most strips of clear writing need none.
 LOOK_AGAIN_BELOW = 0.9
-POINT_COST = 0.4  # log of the geometric mean a reading gives up per point it holds, when readings are ranked
+# Log of the geometric mean a reading gives up per point it holds, when readings are ranked: a point
+# must be e^0.8 = 2.2 times likelier than none. 0.4 read the foot of a printed-style 1 as a point once
+# the point member had seen more touching digits (docs/reading.md).
+POINT_COST = 0.8
 STRIP_INPUT = {"height": STRIP_HEIGHT, "frame_width": FRAME_WIDTH, "mean": 0.1, "std": 0.3, "blank": BLANK}
 
 
