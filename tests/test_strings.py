@@ -626,3 +626,7 @@ def test_train_draws_touching_digits_as_often_as_asked_and_refuses_a_chance_outs
     assert main([*args, "--out", str(tmp_path / "run"), "--touching-strips", "0.9", "--quiet"]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["strips"]["touching"] == 0.9 and config["train"]["data"]["touching_strips"] == 0.9
+    capsys.readouterr()
+    digits = ["train", "--recipe", "fast", "--out", str(tmp_path / "digits"), "--data-dir", str(mnist_path)]
+    assert main([*digits, "--touching-strips", "0.6"]) != 0
+    assert "--task strings" in capsys.readouterr().err

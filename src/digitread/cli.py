@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from digitread.config import SECTIONS, RunConfig, list_recipes, load_recipe
+from digitread.config import SECTIONS, DataConfig, RunConfig, list_recipes, load_recipe
 from digitread.errors import ConfigError, DigitreadError
 
 EXIT_ERROR = 1
@@ -165,6 +165,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DigitreadError("--small-strips shrinks number strips: it is for --task strings")
     if not 0 <= cfg.data.touching_strips <= 1:
         raise DigitreadError(f"--touching-strips is a chance, from 0 to 1, got {cfg.data.touching_strips}")
+    if cfg.data.touching_strips != DataConfig.touching_strips and cfg.train.task != "strings":
+        raise DigitreadError("--touching-strips draws number strips: it is for --task strings")
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast
