@@ -13,7 +13,7 @@ from conftest import ctc_frames
 
 from digitread.checkpoint import load_model, save_model
 from digitread.cli import main
-from digitread.data.strips import collate_strips, make_strips
+from digitread.data.strips import StripConfig, collate_strips, make_strips
 from digitread.inference.ctc import beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
 from digitread.models import create_model
@@ -618,6 +618,10 @@ def test_train_draws_touching_digits_as_often_as_asked_and_refuses_a_chance_outs
 ):
     import json
 
+    from digitread.config import DataConfig
+
+    # The option's default is the strips' own chance, which validation strips keep.
+    assert DataConfig().touching_strips == StripConfig().touching
     args = ["train", "--task", "strings", "--model", "crnn_digits", "--data-dir", str(mnist_path)]
     args += ["--epochs", "1", "--batch-size", "16", "--strips-per-epoch", "32", "--workers", "0", "--val-strips", "40"]
     assert main([*args, "--out", str(tmp_path / "bad"), "--touching-strips", "1.5", "--quiet"]) != 0

@@ -386,22 +386,19 @@ def _point_piece(centre: float, line: Line) -> Piece:
     if dots:
         dot = min(dots, key=lambda p: abs(p.x + p.w / 2 - centre))
         return Piece(dot.x, dot.y, dot.w, dot.h, dot.mask, "point")
-    digits = [p for p in line.pieces if p.kind == "digit"] or line.pieces
-    baseline = float(np.median([p.y2 for p in digits]))
     r = max(1, round(0.08 * line.height))
-    x, y = round(centre) - r, round(baseline) - 2 * r
+    x, y = round(centre) - r, round(line.baseline) - 2 * r
     return Piece(x, y, 2 * r, 2 * r, np.full((2 * r, 2 * r), 255, np.uint8), "point")
 
 
 def _pen_point(piece: Piece, line: Line) -> bool:
     """Whether a dot looks like a point made with a pen: round, filled, 0.12-0.3 of the line's height,
-    standing on the line (the median foot of its digits). Bits of broken strokes are smaller, longer or
+    standing on the line (``Line.baseline``). Bits of broken strokes are smaller, longer or
     hollow, and lie anywhere."""
     size = max(piece.w, piece.h)
     if not (0.12 * line.height <= size <= 0.3 * line.height) or not (0.7 <= piece.w / piece.h <= 1.4):
         return False
-    baseline = float(np.median([p.y2 for p in line.pieces if p.kind == "digit"]))
-    return abs(piece.y2 - baseline) <= 0.15 * line.height and float((piece.mask > 0).mean()) >= 0.6
+    return abs(piece.y2 - line.baseline) <= 0.15 * line.height and float((piece.mask > 0).mean()) >= 0.6
 
 
 def _choose_reading(segmented: LineReading | None, whole: LineReading | None) -> LineReading:
@@ -454,7 +451,7 @@ def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReadin
     if not digit_idx:
         return []
     first, last = digit_idx[0], digit_idx[-1]
-    baseline = np.median([p.y2 for p in line.pieces if p.kind == "digit"])
+    baseline = line.baseline
     out: list[DigitReading] = []
     for i, it in enumerate(items):
         if isinstance(it, DigitReading):

@@ -45,6 +45,12 @@ class Line:
     pieces: list[Piece] = field(default_factory=list)
     height: float = 0.0  # typical digit height on this line
 
+    @property
+    def baseline(self) -> float:
+        """Where the writing stands: the median foot of the line's digits (of all its pieces if none is one)."""
+        digits = [p for p in self.pieces if p.kind == "digit"] or self.pieces
+        return float(np.median([p.y2 for p in digits]))
+
 
 def _components(mask: np.ndarray) -> list[Piece]:
     # Labelled within the ink's bounding box only: OpenCV's statistics cost grows with the whole image,
