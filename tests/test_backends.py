@@ -80,7 +80,7 @@ def _member_probs(reader: SequenceReader, member: int, strips: list[np.ndarray])
     """One member's temperature-scaled probabilities for strips batched as the reader batches them,
     each cut to its own valid columns."""
     x, _, _, _ = collate_strips([(np.pad(s, ((0, 0), (0, RIGHT_MARGIN))), "") for s in strips])
-    lengths = strip_lengths(torch.tensor([s.shape[1] for s in strips]), x.shape[-1])
+    lengths = strip_lengths(torch.tensor([s.shape[1] for s in strips]), x.shape[-1], reader.frame_widths[member])
     logits = reader.backends[member](strip_tensor(x), lengths)
     probs = torch.softmax(logits / reader.temperatures[member], dim=2).numpy()
     return [p[:n] for p, n in zip(probs, lengths.tolist(), strict=True)]

@@ -73,6 +73,25 @@ def test_exif_rotation_is_applied():
     assert gray.shape == (40, 20)
 
 
+def test_a_damaged_exif_block_is_read_past_quietly(tmp_path):
+    """Pillow warns of a damaged EXIF block on stderr (and may still find the orientation in it); the
+    image must load, and nothing land on stderr amid the command line's readings."""
+    import subprocess
+    import sys
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = bytearray(_png(Image.new("L", (40, 20), 200), "JPEG", exif=exif.tobytes()))
+    at = data.find(b"Exif") + 6 + 8  # the first directory's entry count, in the TIFF block after "Exif\0\0"
+    data[at : at + 2] = b"\xff\x0f"  # far more entries than the block holds
+    (tmp_path / "bad_exif.jpg").write_bytes(bytes(data))
+    script = "import sys; from digitread.inference.io import load_image; print(sorted(load_image(sys.argv[1]).shape))"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "bad_exif.jpg")], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "[20, 40]", "")
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [(b"", "empty"), (b"<html>hello</html>", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\x00" * 30, "image")],

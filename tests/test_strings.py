@@ -124,6 +124,52 @@ def test_crnn_reads_variable_width_strips_and_round_trips_through_a_model_folder
     assert torch.allclose(loaded(x), out, atol=1e-5)
 
 
+def test_a_fine_column_member_grows_from_a_trained_one_reading_as_it_does_and_mixes_with_others(tmp_path):
+    """crnn_points_fine scores a column every 2 pixels: it starts as a copy of a trained crnn_points,
+    each column's scores given to both of its halves, so it reads what that model reads; padding a
+    batch changes nothing; and in an ensemble its alignment is in strip pixels like the others'."""
+    from digitread.checkpoint import load_weights_into
+    from digitread.inference.sequence import SequenceReader, strip_lengths
+    from digitread.models.crnn import frame_width, reads_points
+
+    trained = create_model("crnn_points").eval()
+    save_model(trained, tmp_path / "points", preprocess={"task": "strings"})
+    fine = create_model("crnn_points_fine").eval()
+    load_weights_into(fine, tmp_path / "points")
+    assert (frame_width(fine), frame_width(trained), reads_points(fine)) == (2, 4, True)
+    x = torch.rand(2, 1, STRIP_HEIGHT, 96)
+    x[1, :, :, 50:] = 0  # the second strip is 50 pixels wide, padded as the reader pads a batch
+    coarse, halves = trained(x), fine(x)
+    assert halves.shape == (2, 48, 12)
+    assert torch.allclose(halves[:, 0::2], coarse, atol=1e-5) and torch.allclose(halves[:, 1::2], coarse, atol=1e-5)
+    lengths = strip_lengths(torch.tensor([96, 50]), 96, frame_width(fine))
+    assert lengths.tolist() == [48, 25]
+    narrow = fine(x[1:, :, :, :52], lengths[1:])  # the narrow strip alone, against it padded in a batch
+    assert torch.allclose(fine(x, lengths)[1, :25], narrow[0, :25], atol=2e-3)  # float noise grows in the LSTM
+    save_model(fine, tmp_path / "fine", preprocess={"task": "strings", "frame_width": 2})
+    assert torch.allclose(load_model(tmp_path / "fine")(x), halves, atol=1e-5)
+    plain = _FixedStrip(0.9, 0.09)  # reads "12" at 4 pixels a column
+    strip = np.zeros((STRIP_HEIGHT, 12), np.uint8)
+    both = SequenceReader([plain, _Halved(_FixedStrip(0.9, 0.09))]).read([strip])[0]
+    assert both.text == "12" and both.spans == [(0, 4), (8, 12)]
+    assert SequenceReader([_Halved(_FixedStrip(0.9, 0.09))]).read([strip])[0].spans == [(0, 4), (8, 12)]
+
+
+class _Halved(torch.nn.Module):
+    """A stand-in scoring every column of ``inner`` twice, 2 pixels a column."""
+
+    task = "strings"
+    arch = "fixed"
+    subframes = 2
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, x, lengths):
+        return self.inner(x, (lengths + 1) // 2).repeat_interleave(2, dim=1)
+
+
 def test_train_strings_writes_a_calibrated_sequence_model_the_reader_uses(tmp_path, mnist_path, capsys):
     out = tmp_path / "seq"
     args = ["train", "--task", "strings", "--model", "crnn_digits", "--out", str(out), "--data-dir", str(mnist_path)]
@@ -155,8 +201,9 @@ def test_strips_command_writes_a_preview_grid(tmp_path, mnist_path, capsys):
     assert grid is not None and grid.shape[0] > 100 and grid.shape[1] > 700
 
 
-def test_export_to_onnx_matches_pytorch_for_any_batch_and_width(tmp_path, capsys):
-    save_model(create_model("crnn_digits"), tmp_path / "seq", preprocess={"task": "strings"})
+@pytest.mark.parametrize("arch", ["crnn_digits", "crnn_points_fine"])
+def test_export_to_onnx_matches_pytorch_for_any_batch_and_width(arch, tmp_path, capsys):
+    save_model(create_model(arch), tmp_path / "seq", preprocess={"task": "strings"})
     assert main(["export", str(tmp_path / "seq"), "--out", str(tmp_path / "seq.onnx")]) == 0
     assert "matches PyTorch" in capsys.readouterr().out
     from digitread.export import export_onnx

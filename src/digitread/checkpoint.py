@@ -149,17 +149,22 @@ def load_weights_into(model: nn.Module, directory: str | Path) -> None:
 
 
 def _grown_head(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-    """``state`` fitted to ``model`` when the two differ only in the output layer (``head``) having more
-    classes in ``model`` (a sequence model gaining a point class): the trained rows are copied, the new
-    ones keep their fresh initialisation. None when they differ in anything else."""
+    """``state`` fitted to ``model`` when the two differ only in the output layer (``head``): with more
+    classes in ``model`` (a sequence model gaining a point class), the trained rows are copied and the
+    new ones keep their fresh initialisation; with ``model`` splitting each column into ``subframes``
+    output columns, each takes a copy of the trained rows (so it reads as the trained model at first: a
+    character in two neighbouring columns is read once). None when they differ in anything else."""
     expected = model.state_dict()
     if set(expected) != set(state):
         return None
     fitted = {}
+    subframes = getattr(model, "subframes", 1)
     for key, value in state.items():
         target = expected[key]
         if value.shape == target.shape:
             fitted[key] = value
+        elif key.startswith("head.") and subframes > 1 and target.shape[0] == subframes * value.shape[0]:
+            fitted[key] = torch.cat([value] * subframes)
         elif key.startswith("head.") and value.shape[1:] == target.shape[1:] and value.shape[0] < target.shape[0]:
             fitted[key] = torch.cat([value, target[value.shape[0] :]])
         else:

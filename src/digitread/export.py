@@ -2,8 +2,9 @@
 
 Digit models take ``input`` (batch, 1, 28, 28). Sequence models take ``input`` (batch, 1, 32, width)
 and ``lengths`` (batch,) int64, the valid output columns of each strip (its width // 4 when it is not
-padded): the LSTM stops at each strip's own end, as ``SequenceReader`` runs it in PyTorch, so a
-reading does not depend on what the strip was batched with. Batch, and the width for sequence
+padded, or // 2 for a model scoring a column every 2 pixels: ``models.crnn.frame_width``): the LSTM
+stops at each strip's own end, as ``SequenceReader`` runs it in PyTorch, so a reading does not
+depend on what the strip was batched with. Batch, and the width for sequence
 models, are dynamic axes. The inputs are the normalised floats the network itself reads
 (``data.tensors.normalize`` for digits, ``inference.sequence.strip_tensor`` for strips).
 
@@ -29,7 +30,7 @@ from digitread._io import atomic_write_bytes
 from digitread.checkpoint import load_model
 from digitread.errors import DigitreadError
 from digitread.inference.strip import STRIP_HEIGHT
-from digitread.models.crnn import FRAME_WIDTH
+from digitread.models.crnn import frame_width
 
 ONNX_MISSING = "ONNX needs onnx and onnxruntime: pip install 'digitread[onnx]'"
 OPSET = 17
@@ -62,7 +63,7 @@ def example_inputs(model: nn.Module, batch: int, width: int = 96) -> tuple[torch
     if getattr(model, "task", "digits") != "strings":
         return (torch.randn((batch, 1, 28, 28), generator=generator),)
     x = torch.randn((batch, 1, STRIP_HEIGHT, width), generator=generator)
-    columns = width // FRAME_WIDTH
+    columns = width // frame_width(model)
     lengths = torch.tensor([max(1, columns - 3 * i) for i in range(batch)], dtype=torch.int64)
     return x, lengths
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
@@ -21,6 +23,11 @@ FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")  # JPEG covers th
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 
 ImageInput = str | Path | bytes | np.ndarray | Image.Image
+
+# A damaged EXIF block costs only the rotation it may hold (``_upright``): Pillow's warning about it would
+# land on stderr amid the readings, once per file. Only that message is silenced, for the whole process
+# (a filter set around each call would race between the service's threads).
+warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)
 
 
 def _open(source: str | Path | bytes, name: str) -> Image.Image:
@@ -52,8 +59,17 @@ def _check_size(width: int, height: int, name: str) -> None:
         raise ImageError(f"{name}: {width}x{height} pixels is over the limit of {MAX_PIXELS:,}")
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says, or as stored when its EXIF block cannot be parsed:
+    the pixels are what is read. (Pixels that cannot be decoded fail again, and are reported, when read.)"""
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError, TypeError, struct.error):
+        return image
+
+
 def _to_gray(image: Image.Image) -> np.ndarray:
-    image = ImageOps.exif_transpose(image) or image
+    image = _upright(image)
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.maximum(np.asarray(image, dtype=np.float64), 0)  # 32-bit images can hold negatives
         hi = arr.max() if arr.size else 0

@@ -19,7 +19,7 @@ from digitread.eval.calibration import logistic
 from digitread.inference.backends import load_backend
 from digitread.inference.ctc import Decoded, beam_decode, greedy_decode, string_log_probs
 from digitread.inference.strip import STRIP_HEIGHT
-from digitread.models.crnn import BLANK, FRAME_WIDTH, reads_points
+from digitread.models.crnn import BLANK, FRAME_WIDTH, frame_width, reads_points
 from digitread.runtime import autocast, pick_device
 
 DEFAULT_SEQUENCE_MODEL = "sequence"
@@ -46,22 +46,23 @@ def strip_tensor(x: torch.Tensor) -> torch.Tensor:
 def strip_log_probs(model: nn.Module, x: torch.Tensor, widths: torch.Tensor, bf16: bool = False):
     """Log-probabilities (B, T, classes) and the number of valid columns of each strip."""
     xb = strip_tensor(x).contiguous(memory_format=torch.channels_last)
-    lengths = strip_lengths(widths, x.shape[-1])
+    lengths = strip_lengths(widths, x.shape[-1], frame_width(model))
     with autocast(xb.device, bf16):
         logits = model(xb, lengths).float()
     return logits.log_softmax(2), lengths
 
 
-def strip_lengths(widths: torch.Tensor, padded_width: int) -> torch.Tensor:
-    """The output columns of each strip that hold its own pixels (at least one, at most the batch's)."""
-    return torch.clamp(widths // FRAME_WIDTH, min=1, max=padded_width // FRAME_WIDTH)
+def strip_lengths(widths: torch.Tensor, padded_width: int, width: int = FRAME_WIDTH) -> torch.Tensor:
+    """The output columns (``width`` pixels each) of each strip that hold its own pixels (at least one,
+    at most the batch's)."""
+    return torch.clamp(widths // width, min=1, max=padded_width // width)
 
 
 @dataclass
 class StripReading:
     text: str
     confidence: float  # P(text | strip), over every alignment, temperature-calibrated
-    spans: list[tuple[int, int]]  # strip columns [start, end) of each character (a digit or a point)
+    spans: list[tuple[int, int]]  # strip pixel columns [start, end) of each character (a digit or a point)
     char_probs: list[np.ndarray]  # (10,) digit probabilities at each character's surest column
 
 
@@ -114,6 +115,7 @@ class SequenceReader:
             raise ConfigError(f"unknown decoder {decoder!r}; choose greedy or beam")
         self.device = pick_device(str(device) if device else None)
         self.models = [m.to(self.device).to(memory_format=torch.channels_last).eval() for m in models]
+        self.frame_widths = [frame_width(m) for m in self.models]  # strip pixels per output column
         self.backends = [load_backend(m, backend, self.device) for m in self.models]
         self.temperatures = [
             float(getattr(m, "config", {}).get("calibration", {}).get("temperature", 1.0)) for m in models
@@ -164,31 +166,37 @@ class SequenceReader:
     ) -> tuple[list[StripReading], list[float]]:
         """The readings, their confidences calibrated, and each one's geometric mean over members and
         views of P(text), uncalibrated (what LOOK_AGAIN_BELOW is compared with)."""
-        # The same floats and lengths for every member; each member's logits, temperature-scaled. Every
-        # view of the batch goes through a member in one call, then votes as a member of its own.
+        # The same floats for every member; each member's logits, temperature-scaled. Every view of the
+        # batch goes through a member in one call, then votes as a member of its own.
         views = len(shifts)
         xb = strip_tensor(torch.cat([shift_rows(x, s) for s in shifts]) if views > 1 else x)
-        lengths = strip_lengths(widths, x.shape[-1])
-        member_log_probs = []
-        for run, temperature in zip(self.backends, self.temperatures, strict=True):
-            log_probs = (run(xb, lengths.repeat(views)).log_softmax(2) / temperature).log_softmax(2)
+        # Members may score a column every 4 or every 2 pixels: each has its own valid columns.
+        member_lengths = [strip_lengths(widths, x.shape[-1], fw) for fw in self.frame_widths]
+        member_log_probs, lengths = [], []
+        for run, temperature, length in zip(self.backends, self.temperatures, member_lengths, strict=True):
+            log_probs = (run(xb, length.repeat(views)).log_softmax(2) / temperature).log_softmax(2)
             member_log_probs.extend(log_probs.chunk(views))
-        n = lengths.tolist()
-        # Proposals: each member's greedy reading (with its alignment), and its beam reading if asked.
-        proposals: list[dict[str, Decoded | None]] = [{} for _ in n]
+            lengths.extend([length] * views)
+        widths_of = [fw for fw in self.frame_widths for _ in range(views)]
+        # Proposals: each member's greedy reading (with its alignment, in strip pixels), and its beam
+        # reading if asked.
+        proposals: list[dict[str, Decoded | None]] = [{} for _ in range(len(widths))]
         member_probs = [log_probs.exp().numpy() for log_probs in member_log_probs]
-        for probs in member_probs:  # greedy readings first: they come with their alignment
-            for k, length in enumerate(n):
-                greedy = greedy_decode(probs[k, :length])
+        for probs, length, fw in zip(member_probs, lengths, widths_of, strict=True):
+            for k, n in enumerate(length.tolist()):  # greedy readings first: they come with their alignment
+                greedy = greedy_decode(probs[k, :n])
+                greedy.spans = [(a * fw, b * fw) for a, b in greedy.spans]
                 proposals[k].setdefault(greedy.text, greedy)
         if self.decoder == "beam":
-            for probs in member_probs:
-                for k, length in enumerate(n):
-                    proposals[k].setdefault(beam_decode(probs[k, :length]), None)
+            for probs, length in zip(member_probs, lengths, strict=True):
+                for k, n in enumerate(length.tolist()):
+                    proposals[k].setdefault(beam_decode(probs[k, :n]), None)
         rows = [k for k, texts in enumerate(proposals) for _ in texts]
         texts = [text for candidates in proposals for text in candidates]
         index = torch.tensor(rows)
-        member_scores = torch.stack([string_log_probs(lp[index], lengths[index], texts) for lp in member_log_probs])
+        member_scores = torch.stack(
+            [string_log_probs(lp[index], n[index], texts) for lp, n in zip(member_log_probs, lengths, strict=True)]
+        )
         scores = member_scores.mean(dim=0)  # log of the geometric mean of the members' P(text)
         best: dict[int, tuple[float, float, str]] = {}  # strip -> (rank, score, text) of its best proposal
         for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
@@ -196,19 +204,25 @@ class SequenceReader:
             if k not in best or rank > best[k][0]:
                 best[k] = (rank, score, text)
         mean_probs = None  # only for a string no member's greedy decoding gave (so with no alignment)
+        spread_width = widths_of[0]
         readings, surety = [], []
-        for k, length in enumerate(n):
+        for k in range(len(widths)):
             _, score, text = best[k]
             surety.append(float(np.exp(score)))
             decoded = proposals[k][text]
             if decoded is None:
                 if mean_probs is None:
-                    # Blank and digit columns only: members with and without a point class differ in width.
-                    mean_probs = (
-                        torch.stack([lp[..., : BLANK + 1] for lp in member_log_probs]).exp().mean(dim=0).numpy()
-                    )
-                decoded = _spread(text, mean_probs[k, :length])
-            spans = [(a * FRAME_WIDTH, b * FRAME_WIDTH) for a, b in decoded.spans]
+                    # Blank and digit columns only, of the members whose columns are as wide as the
+                    # first's: members differ in classes (a point) and column width (4 or 2 pixels).
+                    same = [
+                        lp[..., : BLANK + 1]
+                        for lp, fw in zip(member_log_probs, widths_of, strict=True)
+                        if fw == spread_width
+                    ]
+                    mean_probs = torch.stack(same).exp().mean(dim=0).numpy()
+                decoded = _spread(text, mean_probs[k, : int(lengths[0][k])])
+                decoded.spans = [(a * spread_width, b * spread_width) for a, b in decoded.spans]
+            spans = decoded.spans
             confidence = np.exp(score) if self.calibration is None else logistic(np.exp(score), *self.calibration)
             readings.append(StripReading(text, float(confidence), spans, decoded.char_probs))
         return readings, surety
@@ -276,7 +290,8 @@ def ensemble_members(directory: Path) -> list[str] | None:
 def _check_strip_input(model: nn.Module) -> None:
     """Every member must read the strips this reader cuts (height, frame width, normalisation)."""
     preprocess = getattr(model, "config", {}).get("preprocess", {})
-    different = {k: preprocess[k] for k in STRIP_INPUT if k in preprocess and preprocess[k] != STRIP_INPUT[k]}
+    expected = {**STRIP_INPUT, "frame_width": frame_width(model)}
+    different = {k: preprocess[k] for k in expected if k in preprocess and preprocess[k] != expected[k]}
     if different:
         raise ModelFileError(
             f"{getattr(model, 'arch', 'a model')} expects other strips than this reader cuts: {different}"

@@ -27,8 +27,8 @@ from digitread.data.pen_digits import make_pen_digits
 from digitread.data.strips import StripConfig, StripStream, collate_strips, make_strips
 from digitread.errors import DigitreadError
 from digitread.inference.ctc import greedy_decode, string_log_probs
-from digitread.inference.sequence import STRIP_INPUT, strip_log_probs, strip_tensor
-from digitread.models.crnn import BLANK, FRAME_WIDTH, reads_points
+from digitread.inference.sequence import STRIP_INPUT, strip_lengths, strip_log_probs, strip_tensor
+from digitread.models.crnn import BLANK, frame_width, reads_points
 from digitread.runtime import autocast
 from digitread.train.logging import NullLogger
 from digitread.train.loop import FitResult, start_run
@@ -159,7 +159,7 @@ def fit_strings(
             if i >= steps_per_epoch:
                 break
             xb = strip_tensor(x.to(dev)).contiguous(memory_format=torch.channels_last)
-            lengths = torch.clamp(widths // FRAME_WIDTH, min=1, max=x.shape[-1] // FRAME_WIDTH)
+            lengths = strip_lengths(widths, x.shape[-1], frame_width(model))
             with autocast(dev, bf16):
                 logits = model(xb, lengths).float()  # (B, T, classes)
             log_probs = logits.log_softmax(2).transpose(0, 1)  # (T, B, classes), as CTCLoss wants
@@ -216,7 +216,7 @@ def fit_strings(
         model,
         out_dir,
         metrics=metrics,
-        preprocess={"task": "strings", **STRIP_INPUT},
+        preprocess={"task": "strings", **STRIP_INPUT, "frame_width": frame_width(model)},
         dataset={"name": "mnist", "checksums": data.checksums, "train_digits": len(train_labels)},
         extra={"task": "strings", "train": cfg.to_dict(), "calibration": calibration, "strips": vars(train_strips)},
     )
