@@ -129,6 +129,7 @@ def test_a_fine_column_member_grows_from_a_trained_one_reading_as_it_does_and_mi
     each column's scores given to both of its halves, so it reads what that model reads; padding a
     batch changes nothing; and in an ensemble its alignment is in strip pixels like the others'."""
     from digitread.checkpoint import load_weights_into
+    from digitread.errors import ConfigError
     from digitread.inference.sequence import SequenceReader, strip_lengths
     from digitread.models.crnn import frame_width, reads_points
 
@@ -146,6 +147,9 @@ def test_a_fine_column_member_grows_from_a_trained_one_reading_as_it_does_and_mi
     assert lengths.tolist() == [48, 25]
     narrow = fine(x[1:, :, :, :52], lengths[1:])  # the narrow strip alone, against it padded in a batch
     assert torch.allclose(fine(x, lengths)[1, :25], narrow[0, :25], atol=2e-3)  # float noise grows in the LSTM
+    save_model(create_model("crnn_wide"), tmp_path / "wide", preprocess={"task": "strings"})
+    with pytest.raises(ConfigError, match="crnn_wide"):  # a point class and split columns at once: refused
+        load_weights_into(create_model("crnn_points_fine"), tmp_path / "wide")
     save_model(fine, tmp_path / "fine", preprocess={"task": "strings", "frame_width": 2})
     assert torch.allclose(load_model(tmp_path / "fine")(x), halves, atol=1e-5)
     plain = _FixedStrip(0.9, 0.09)  # reads "12" at 4 pixels a column

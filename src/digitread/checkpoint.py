@@ -165,7 +165,12 @@ def _grown_head(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, t
             fitted[key] = value
         elif key.startswith("head.") and subframes > 1 and target.shape[0] == subframes * value.shape[0]:
             fitted[key] = torch.cat([value] * subframes)
-        elif key.startswith("head.") and value.shape[1:] == target.shape[1:] and value.shape[0] < target.shape[0]:
+        elif (
+            key.startswith("head.")
+            and subframes == 1
+            and value.shape[1:] == target.shape[1:]
+            and len(value) < len(target)
+        ):
             fitted[key] = torch.cat([value, target[value.shape[0] :]])
         else:
             return None
