@@ -75,10 +75,11 @@ def example_strips() -> list[np.ndarray]:
     return strips
 
 
-def strip_batch(strips: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Strips as ``SequenceReader.read`` hands them to a model: padded floats and valid columns."""
+def strip_batch(strips: list[np.ndarray], frame_width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Strips as ``SequenceReader.read`` hands them to a member whose output columns are ``frame_width``
+    pixels wide: padded floats and valid columns."""
     x, _, _, _ = collate_strips([(np.pad(s, ((0, 0), (0, RIGHT_MARGIN))), "") for s in strips])
-    return strip_tensor(x), strip_lengths(torch.tensor([s.shape[1] for s in strips]), x.shape[-1])
+    return strip_tensor(x), strip_lengths(torch.tensor([s.shape[1] for s in strips]), x.shape[-1], frame_width)
 
 
 def timed_load(make: Callable[[], object], repeats: int) -> tuple[object, float]:
@@ -110,13 +111,14 @@ def bench_threads(threads: int, repeats: int, digit_models: list[str]) -> dict:
 
     readers = {b: SequenceReader.from_pretrained(backend=b) for b in BACKENDS}
     strips = example_strips()
-    single = strip_batch([max(strips, key=lambda s: s.shape[1])])
-    batch64 = strip_batch([strips[i % len(strips)] for i in range(64)])
+    widest = max(strips, key=lambda s: s.shape[1])
     members = {}
     for m, model in enumerate(readers["torch"].models):
+        fw = readers["torch"].frame_widths[m]
+        single, batch64 = strip_batch([widest], fw), strip_batch([strips[i % len(strips)] for i in range(64)], fw)
         runs = {b: r.backends[m] for b, r in readers.items()}
-        one = turn_about({b: (lambda f=f: f(*single)) for b, f in runs.items()}, 20, repeats)
-        many = turn_about({b: (lambda f=f: f(*batch64)) for b, f in runs.items()}, 2, repeats)
+        one = turn_about({b: (lambda f=f, s=single: f(*s)) for b, f in runs.items()}, 20, repeats)
+        many = turn_about({b: (lambda f=f, s=batch64: f(*s)) for b, f in runs.items()}, 2, repeats)
         members[model.arch] = {
             b: {"batch_1_ms": round(one[b] * 1e3, 2), "batch_64_strips_per_s": round(64 / many[b])} for b in BACKENDS
         }

@@ -73,6 +73,17 @@ def test_exif_rotation_is_applied():
     assert gray.shape == (40, 20)
 
 
+@pytest.mark.parametrize(("at", "value"), [(11, 0), (11, 26), (13, 11)])
+def test_an_exif_block_pillow_chokes_on_costs_only_the_rotation(at, value):
+    """One changed byte in the EXIF block makes Pillow's parser raise struct.error, TypeError and
+    AttributeError in turn: the image is still read, as stored."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x8769] = 6, "maker", {0x9003: "2020:01:01"}
+    data = bytearray(_png(Image.new("L", (20, 20), 200), "JPEG", exif=exif.tobytes()))
+    data[data.find(b"Exif") + 6 + at] = value
+    assert load_image(bytes(data)).shape == (20, 20)
+
+
 def test_a_damaged_exif_block_is_read_past_quietly(tmp_path):
     """Pillow warns of a damaged EXIF block on stderr (and may still find the orientation in it); the
     image must load, and nothing land on stderr amid the command line's readings."""

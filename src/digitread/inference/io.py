@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 from pathlib import Path
 
@@ -64,7 +63,8 @@ def _upright(image: Image.Image) -> Image.Image:
     the pixels are what is read. (Pixels that cannot be decoded fail again, and are reported, when read.)"""
     try:
         return ImageOps.exif_transpose(image) or image
-    except (OSError, ValueError, SyntaxError, EOFError, KeyError, TypeError, struct.error):
+    except Exception:  # noqa: BLE001 - a damaged EXIF block fails in Pillow's parser in many ways
+        # (struct.error, TypeError, AttributeError, ... from one changed byte): it costs only the rotation
         return image
 
 

@@ -52,7 +52,7 @@ def strip_log_probs(model: nn.Module, x: torch.Tensor, widths: torch.Tensor, bf1
     return logits.log_softmax(2), lengths
 
 
-def strip_lengths(widths: torch.Tensor, padded_width: int, width: int = FRAME_WIDTH) -> torch.Tensor:
+def strip_lengths(widths: torch.Tensor, padded_width: int, width: int) -> torch.Tensor:
     """The output columns (``width`` pixels each) of each strip that hold its own pixels (at least one,
     at most the batch's)."""
     return torch.clamp(widths // width, min=1, max=padded_width // width)
