@@ -18,6 +18,15 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "seed_mlp" in out and "43,480" in out and "lstm_rows" in out
+    # The parameter counts end under their heading's end, however long a model's name.
+    header, *rows = out.splitlines()
+    end = header.index("parameters") + len("parameters")
+    assert all(row[end - 1].isdigit() and row[end : end + 2] == "  " for row in rows)
+
+
+def test_models_says_when_no_model_matches(capsys):
+    assert main(["models", "no_such_model*"]) == 1
+    assert "no registered model matches" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

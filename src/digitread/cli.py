@@ -71,6 +71,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from digitread.models import count_parameters, create_model, get_entry, list_models
 
     names = list_models(args.pattern)
+    if not names:
+        raise DigitreadError(f"no registered model matches {args.pattern!r}; `digitread models` lists them all")
     if args.json:
         rows = [
             {"name": n, "parameters": count_parameters(create_model(n)), "description": get_entry(n).description}
@@ -78,20 +80,23 @@ def cmd_models(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<12} {'parameters':>10}  description")
+    width = max(len("model"), *(len(n) for n in names))
+    print(f"{'model':<{width}} {'parameters':>10}  description")
     for n in names:
-        print(f"{n:<12} {count_parameters(create_model(n)):>10,}  {get_entry(n).description}")
+        print(f"{n:<{width}} {count_parameters(create_model(n)):>10,}  {get_entry(n).description}")
     return 0
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     from importlib import resources
 
-    for name in list_recipes():
+    names = list_recipes()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
         recipe = json.loads((resources.files("digitread") / "recipes" / f"{name}.json").read_text())
-        print(f"{name:<10} {recipe.get('notes', '')}")
+        print(f"{name:<{width}} {recipe.get('notes', '')}")
         if recipe.get("measured"):
-            print(f"{'':<10} measured: {recipe['measured']}")
+            print(f"{'':<{width}} measured: {recipe['measured']}")
     return 0
 
 
