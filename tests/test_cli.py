@@ -24,6 +24,17 @@ def test_models_lists_every_model_with_its_parameter_count(capsys):
     assert all(row[end - 1].isdigit() and row[end : end + 2] == "  " for row in rows)
 
 
+def test_recipes_lists_every_recipe_with_its_notes_in_one_column(capsys):
+    from digitread.config import list_recipes
+
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = list_recipes()
+    assert {line.split()[0] for line in lines if not line.startswith(" ")} == set(names)
+    column = max(len(n) for n in names) + 1  # notes and measured figures start here, past the longest name
+    assert all(line[column - 1] == " " and line[column] != " " for line in lines)
+
+
 def test_models_says_when_no_model_matches(capsys):
     assert main(["models", "no_such_model*"]) == 1
     assert "no registered model matches" in capsys.readouterr().err
