@@ -84,17 +84,26 @@ def test_an_exif_block_pillow_chokes_on_costs_only_the_rotation(at, value):
     assert load_image(bytes(data)).shape == (20, 20)
 
 
-def test_a_damaged_exif_block_is_read_past_quietly(tmp_path):
+@pytest.mark.parametrize(
+    ("offset", "patch"),
+    [
+        (8, b"\xff\x0f"),  # the first directory's entry count: far more entries than the block holds
+        (13, b"\x0b"),  # Pillow: "Metadata Warning, tag 271 had too many entries"
+        (26, b"\x0b"),  # Pillow: "Tag data larger than file. Skipping tag 274"
+        (18, b"\x0b"),  # Pillow: "Truncated File Read"
+    ],
+)
+def test_a_damaged_exif_block_is_read_past_quietly(tmp_path, offset, patch):
     """Pillow warns of a damaged EXIF block on stderr (and may still find the orientation in it); the
     image must load, and nothing land on stderr amid the command line's readings."""
     import subprocess
     import sys
 
     exif = Image.Exif()
-    exif[0x0112] = 6
+    exif[0x0112], exif[0x010F], exif[0x8769] = 6, "maker", {0x9003: "2020:01:01"}
     data = bytearray(_png(Image.new("L", (40, 20), 200), "JPEG", exif=exif.tobytes()))
-    at = data.find(b"Exif") + 6 + 8  # the first directory's entry count, in the TIFF block after "Exif\0\0"
-    data[at : at + 2] = b"\xff\x0f"  # far more entries than the block holds
+    at = data.find(b"Exif") + 6 + offset  # into the TIFF block after "Exif\0\0"
+    data[at : at + len(patch)] = patch
     (tmp_path / "bad_exif.jpg").write_bytes(bytes(data))
     script = "import sys; from digitread.inference.io import load_image; print(sorted(load_image(sys.argv[1]).shape))"
     done = subprocess.run(

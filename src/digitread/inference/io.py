@@ -23,9 +23,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".ti
 
 ImageInput = str | Path | bytes | np.ndarray | Image.Image
 
-# A damaged EXIF block costs only the rotation it may hold (``_upright``): Pillow's warning about it would
-# land on stderr amid the readings, once per file. Only that message is silenced, for the whole process
-# (a filter set around each call would race between the service's threads).
+# A damaged EXIF block costs only the rotation it may hold (``_upright``): Pillow's warnings about it
+# ("Corrupt EXIF", "Tag data larger than file", "Truncated File Read", "Metadata Warning, tag 271 had too
+# many entries", ...) would land on stderr amid the readings, once per file. Its TIFF tag parser, which
+# reads every EXIF block, warns of nothing else; those warnings are silenced for the whole process (a
+# filter set around each call would race between the service's threads).
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)
 
 
