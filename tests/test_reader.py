@@ -128,7 +128,22 @@ def test_read_many_matches_one_by_one(reader):
 
 
 @pytest.mark.parametrize(
-    ("text", "value"), [("4096", 4096), ("-12.5", -12.5), ("0042", 42), ("1.250.000", 1250000), ("", None), ("-", None)]
+    ("text", "value"),
+    [
+        ("4096", 4096),
+        ("-12.5", -12.5),
+        ("0042", 42),
+        ("12,500", 12.5),
+        ("1.250.000", 1250000),
+        ("-1.250.000", -1250000),
+        ("1.234.56", 1234.56),
+        ("1,234,567.5", 1234567.5),
+        ("9.03.2", None),
+        ("1234.567.8", None),
+        ("1.234.", None),
+        ("", None),
+        ("-", None),
+    ],
 )
 def test_values_parse_from_text(text, value):
     assert parse_value(text) == value

@@ -39,10 +39,19 @@ class DigitReading:
 
 
 def parse_value(text: str) -> int | float | None:
-    """The number ``text`` spells ('-12.5' -> -12.5, '0042' -> 42), or None when it spells none."""
+    """The number ``text`` spells ('-12.5' -> -12.5, '0042' -> 42), or None when it spells none.
+
+    The readers give every point between digits as '.', decimal point and thousands separator alike. One
+    point is a decimal point ('12.500' -> 12.5). Of several, all but the last must be thousands separators,
+    each followed by three digits ('1.250.000' -> 1250000); the last is one too when three digits follow
+    it, else the decimal point ('1.234.56', written 1.234,56 -> 1234.56). Other groupings ('9.03.2') spell
+    no number."""
     cleaned = text.replace(",", ".")
     if cleaned.count(".") > 1:
-        cleaned = cleaned.replace(".", "")  # thousands separators: 1.250.000
+        head, *groups, last = cleaned.split(".")
+        if not 1 <= len(head.lstrip("-")) <= 3 or any(len(g) != 3 for g in groups) or not last:
+            return None
+        cleaned = head + "".join(groups) + (last if len(last) == 3 else "." + last)
     try:
         return float(cleaned) if "." in cleaned else int(cleaned)
     except ValueError:
