@@ -3,13 +3,17 @@
     python bench/reading.py                         # writes bench/results/reading.json
     python bench/reading.py --failures reports/     # also pictures of the worst real-scan failures
 
+Besides reading.json it draws reading_confidence.png: for auto's readings of each set, what share is
+read right when only readings at least so sure are accepted, and the reliability diagram.
+
 Every accuracy is given for each reading mode side by side (segment: digit by digit; sequence: each
 line whole; auto: per line, the surer of the two), measured in one run.
 
 Generated photos are composed from MNIST *test* digits (data/synth.py, seeded); generated strips of
 touching digits likewise (data/strips.py). The real scans in
 ../shared/data/realdev are only measured: never trained, fitted or calibrated on, and no picture made
-from them is committed (the failure pictures go to a folder git ignores).
+from them is committed (the failure pictures go to a folder git ignores; the confidence picture draws
+only figures).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from digitread._io import atomic_write_json  # noqa: E402
 from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
 from digitread.data.synth import SynthConfig, compose_number, make_numbers  # noqa: E402
-from digitread.eval.reading import digits_only, score_readings  # noqa: E402
+from digitread.eval.reading import confidence_report, digits_only, score_readings  # noqa: E402
+from digitread.eval.report import plot_reading_confidence  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
 from digitread.inference.reader import MODES, DigitReader  # noqa: E402
@@ -41,18 +46,23 @@ from digitread.inference.sequence import SequenceReader  # noqa: E402
 from digitread.inference.strip import image_strip  # noqa: E402
 
 REALDEV = Path(__file__).parents[1] / ".." / "shared" / "data" / "realdev"
+REAL_NAMES = {"orand_car_a": "real cheque amounts", "danish_rowid": "real register numbers"}
 
 
-def bench_synthetic(reader: DigitReader, data: MnistData, count: int) -> dict:
+def bench_synthetic(reader: DigitReader, data: MnistData, count: int, confidences: dict | None = None) -> dict:
     samples = make_numbers(data.test.images, data.test.labels, count, seed=2026)
     t0 = time.perf_counter()
     readings = reader.read_many([image for image, _ in samples])
     seconds = time.perf_counter() - t0
     predicted, expected = [r.text for r in readings], [text for _, text in samples]
+    sureness = ([r.confidence for r in readings], [p == e for p, e in zip(predicted, expected, strict=True)])
+    if confidences is not None:
+        confidences["generated photos"] = sureness
     return {
         "images": count,
         "digits_per_image": "4-8",
         "with_marks": score_readings(predicted, expected),
+        "confidence": confidence_report(*sureness),
         "digits_only": score_readings([digits_only(p) for p in predicted], [digits_only(e) for e in expected]),
         "ms_per_image": round(seconds / count * 1000, 2),
     }
@@ -68,7 +78,9 @@ def realdev_rows(name: str) -> list[dict] | None:
         return [{**row, "path": folder / "images" / row["file"]} for row in csv.DictReader(f)]
 
 
-def bench_realdev(reader: DigitReader, name: str, failures: Path | None) -> dict | None:
+def bench_realdev(
+    reader: DigitReader, name: str, failures: Path | None, confidences: dict | None = None
+) -> dict | None:
     rows = realdev_rows(name)
     if rows is None:
         return None
@@ -77,6 +89,10 @@ def bench_realdev(reader: DigitReader, name: str, failures: Path | None) -> dict
     predicted = [digits_only(r.text) for r in readings]
     expected = [row["label"] for row in rows]
     result = score_readings(predicted, expected)
+    sureness = ([r.confidence for r in readings], [p == e for p, e in zip(predicted, expected, strict=True)])
+    result["confidence"] = confidence_report(*sureness)
+    if confidences is not None:
+        confidences[REAL_NAMES[name]] = sureness
     if failures is not None:
         wrong = [
             (r, p, row) for r, p, row in zip(readings, paths, rows, strict=True) if digits_only(r.text) != row["label"]
@@ -253,16 +269,18 @@ def main() -> int:
     }
     data = load_mnist(val_size=0)  # generated images are made from its test digits
     realdev = {}
+    confidences: dict[str, tuple[list[float], list[bool]]] = {}  # auto's, for the picture
     for name in ("orand_car_a", "danish_rowid"):
         realdev[name] = {
-            mode: bench_realdev(r, name, args.failures if mode == "auto" else None) for mode, r in fields.items()
+            mode: bench_realdev(r, name, *((args.failures, confidences) if mode == "auto" else (None, None)))
+            for mode, r in fields.items()
         }
         realdev[name]["auto_all_lines"] = bench_realdev(reader, name, None)
     result = {
         "model": args.model or "default",
         "sequence_model": args.sequence_model or "sequence",
         "synthetic": {
-            "auto": bench_synthetic(reader, data, args.count),
+            "auto": bench_synthetic(reader, data, args.count, confidences),
             "segment": bench_synthetic(segment_reader, data, args.count),
         },
         "touching_strips": bench_touching(fields, data),
@@ -276,6 +294,9 @@ def main() -> int:
         "command": "python bench/reading.py",
     }
     atomic_write_json(Path(args.out) / "reading.json", result)
+    # The generated photos first: the real scans, where the sets are there, drawn over them.
+    confidences = dict(sorted(confidences.items(), key=lambda item: not item[0].startswith("generated")))
+    plot_reading_confidence(confidences, Path(args.out) / "reading_confidence.png")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     return 0
 

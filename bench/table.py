@@ -131,6 +131,32 @@ def reading_table(r: dict) -> None:
     print(f"\nExact (characters right: 1 - edit distance); {m['cpu']}, {m['cores']} cores, {r['date'][:10]}.")
     if f:
         print(f"Pale numbers read without the second look at images read empty: {_cell(f['first_look_only'])}.")
+    confidence_table(r, names)
+
+
+def _accept(report: dict, bar: float) -> str:
+    row = next(a for a in report["accept"] if a["min_confidence"] == bar)
+    right = "-" if row["exact_when_accepted"] is None else f"{row['exact_when_accepted']:.1%}"
+    return f"{row['accepted']:.1%} | {right}"
+
+
+def confidence_table(r: dict, names: dict[str, str]) -> None:
+    """Auto's readings accepted at a confidence bar, and how many of those are right (runs since 2026-12-06)."""
+    sets = {"generated photos": r["synthetic"]["auto"].get("confidence")}
+    sets |= {
+        title.split(" (")[0]: (r["realdev"].get(key) or {}).get("auto", {}).get("confidence")
+        for key, title in names.items()
+    }
+    sets = {name: report for name, report in sets.items() if report}
+    if not sets:
+        return
+    header = ["set"] + [
+        f"accepted at {bar} or more" if c == 0 else "read right of those" for bar in (0.8, 0.9) for c in (0, 1)
+    ]
+    print("\n| " + " | ".join([*header, "calibration error"]) + " |")
+    print("|---|---|---|---|---|---|")
+    for name, report in sets.items():
+        print(f"| {name} | {_accept(report, 0.8)} | {_accept(report, 0.9)} | {report['calibration_error']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from digitread.cli import build_parser, main
-from digitread.eval.reading import edit_distance, score_readings
+from digitread.eval.reading import confidence_report, coverage_curve, edit_distance, score_readings
 from digitread.inference.reader import MODES, DigitReader
 from digitread.inference.results import parse_value
 
@@ -153,6 +153,33 @@ def test_scores_count_exact_numbers_and_character_errors():
     assert edit_distance("1234", "124") == 1 and edit_distance("", "12") == 2
     score = score_readings(["123", "45"], ["123", "46"])
     assert score["exact"] == 0.5 and abs(score["char_accuracy"] - 0.8) < 1e-9
+
+
+def test_confidence_report_says_how_many_are_accepted_at_each_bar_and_how_many_of_those_are_right():
+    report = confidence_report([0.99, 0.95, 0.6, 0.3], [True, False, True, False], bars=(0.5, 0.9, 0.995))
+    assert [a["accepted"] for a in report["accept"]] == [0.75, 0.5, 0.0]
+    assert report["accept"][0]["exact_when_accepted"] == pytest.approx(2 / 3)
+    assert report["accept"][1]["exact_when_accepted"] == 0.5 and report["accept"][2]["exact_when_accepted"] is None
+    # 15 bins: 0.99 and 0.95 share one (half right at 0.97 sure), 0.6 right, 0.3 wrong.
+    assert report["calibration_error"] == pytest.approx(0.5 * 0.47 + 0.25 * 0.4 + 0.25 * 0.3)
+    sure = confidence_report([0.9] * 10, [True] * 9 + [False])
+    assert sure["calibration_error"] == pytest.approx(0.0)
+
+
+def test_coverage_curve_accepts_equally_sure_readings_together():
+    covered, exact = coverage_curve([0.9, 0.5, 0.9, 0.1], [True, True, False, False])
+    assert covered.tolist() == [0.5, 0.75, 1.0]
+    assert exact.tolist() == pytest.approx([0.5, 2 / 3, 0.5])
+
+
+def test_the_confidence_picture_is_drawn_for_each_set(tmp_path):
+    from digitread.eval.report import plot_reading_confidence
+
+    rng = np.random.default_rng(0)
+    sets = {name: (rng.random(50).tolist(), (rng.random(50) < 0.8).tolist()) for name in ("a", "b")}
+    plot_reading_confidence(sets, tmp_path / "confidence.png")
+    picture = cv2.imread(str(tmp_path / "confidence.png"))
+    assert picture is not None and picture.shape[1] > 800 and picture.std() > 10
 
 
 def test_cli_read_prints_a_line_per_image_and_survives_bad_files(tmp_path, capsys):

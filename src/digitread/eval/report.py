@@ -104,6 +104,42 @@ def plot_reliability(rows: list[dict[str, Any]], path: Path, ece: float) -> None
     _save_figure(fig, path)
 
 
+def plot_reading_confidence(sets: dict[str, tuple[list[float], list[bool]]], path: Path, bar: float = 0.9) -> None:
+    """For each named set of number readings (their confidences, whether each was right): left, the share
+    read right among those accepted as the bar falls (risk-coverage), the point at ``bar`` marked;
+    right, the reliability diagram (readings binned by confidence, 10 bins)."""
+    from digitread.eval.reading import coverage_curve
+
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
+    for name, (confidence, correct) in sets.items():
+        conf, hit = np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool)
+        covered, exact = coverage_curve(conf, hit)
+        (line,) = left.plot(covered, exact, label=name)
+        taken = conf >= bar
+        if taken.any():
+            left.plot([taken.mean()], [hit[taken].mean()], "o", color=line.get_color())
+        edges = np.linspace(0, 1, 11)
+        bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, 9)
+        used = [b for b in range(10) if (bins == b).any()]
+        right.plot(
+            [conf[bins == b].mean() for b in used], [hit[bins == b].mean() for b in used], marker="o", label=name
+        )
+    left.set(
+        xlabel="share of numbers accepted (surest first)",
+        ylabel="share of those read exactly",
+        title=f"Accepting the surest readings (dots: confidence >= {bar})",
+        xlim=(0, 1.02),
+    )
+    right.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    right.set(xlabel="confidence of the number", ylabel="share read exactly", title="Reliability", xlim=(0, 1.02))
+    right.set_ylim(0, 1.02)
+    for ax, corner in ((left, "lower left"), (right, "upper left")):
+        ax.grid(alpha=0.3)
+        ax.legend(loc=corner)
+    _save_figure(fig, path)
+
+
 def _markdown(report: dict[str, Any], pictures: list[str]) -> str:
     m = report["metrics"]
     lines = [
