@@ -268,8 +268,12 @@ def main() -> int:
         mode: DigitReader(reader.classifier, one_number=True, sequence=reader.sequence, mode=mode) for mode in MODES
     }
     data = load_mnist(val_size=0)  # generated images are made from its test digits
-    realdev = {}
     confidences: dict[str, tuple[list[float], list[bool]]] = {}  # auto's, for the picture
+    synthetic = {
+        "auto": bench_synthetic(reader, data, args.count, confidences),
+        "segment": bench_synthetic(segment_reader, data, args.count),
+    }
+    realdev = {}
     for name in ("orand_car_a", "danish_rowid"):
         realdev[name] = {
             mode: bench_realdev(r, name, *((args.failures, confidences) if mode == "auto" else (None, None)))
@@ -279,10 +283,7 @@ def main() -> int:
     result = {
         "model": args.model or "default",
         "sequence_model": args.sequence_model or "sequence",
-        "synthetic": {
-            "auto": bench_synthetic(reader, data, args.count, confidences),
-            "segment": bench_synthetic(segment_reader, data, args.count),
-        },
+        "synthetic": synthetic,
         "touching_strips": bench_touching(fields, data),
         "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
@@ -294,8 +295,6 @@ def main() -> int:
         "command": "python bench/reading.py",
     }
     atomic_write_json(Path(args.out) / "reading.json", result)
-    # The generated photos first: the real scans, where the sets are there, drawn over them.
-    confidences = dict(sorted(confidences.items(), key=lambda item: not item[0].startswith("generated")))
     plot_reading_confidence(confidences, Path(args.out) / "reading_confidence.png")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))
     return 0

@@ -172,7 +172,7 @@ def test_coverage_curve_accepts_equally_sure_readings_together():
     assert exact.tolist() == pytest.approx([0.5, 2 / 3, 0.5])
 
 
-def test_the_confidence_picture_is_drawn_for_each_set(tmp_path):
+def test_the_confidence_picture_is_written(tmp_path):
     from digitread.eval.report import plot_reading_confidence
 
     rng = np.random.default_rng(0)

@@ -17,20 +17,23 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
 
 def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     """ECE for any predictions given as (confidence, was it right): digits, whole strings, readings."""
-    correct = np.asarray(correct, dtype=bool)
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        in_bin = (confidence > lo) & (confidence <= hi)
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+    # Over every prediction, as always: one read 0 sure falls in no bin but still counts in the whole.
+    total = max(1, len(np.asarray(confidence)))
+    return float(
+        sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in reliability_of(confidence, correct, bins))
+        / total
+    )
 
 
 def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
     """Per confidence bin: mean confidence, accuracy and count (the points of a reliability diagram)."""
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    return reliability_of(probabilities.max(axis=1), probabilities.argmax(axis=1) == labels, bins)
+
+
+def reliability_of(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
+    """``reliability`` for any predictions given as (confidence, was it right); empty bins are left out."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
     edges = np.linspace(0, 1, bins + 1)
     rows = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):

@@ -64,7 +64,7 @@ def confidence_report(confidence: Sequence[float], correct: Sequence[bool], bars
                 "exact_when_accepted": float(right[taken].mean()) if taken.any() else None,
             }
         )
-    return {"calibration_error": calibration_error(conf, right) if conf.size else 0.0, "accept": accept}
+    return {"calibration_error": calibration_error(conf, right), "accept": accept}
 
 
 def coverage_curve(confidence: Sequence[float], correct: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:

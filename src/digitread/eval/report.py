@@ -107,7 +107,8 @@ def plot_reliability(rows: list[dict[str, Any]], path: Path, ece: float) -> None
 def plot_reading_confidence(sets: dict[str, tuple[list[float], list[bool]]], path: Path, bar: float = 0.9) -> None:
     """For each named set of number readings (their confidences, whether each was right): left, the share
     read right among those accepted as the bar falls (risk-coverage), the point at ``bar`` marked;
-    right, the reliability diagram (readings binned by confidence, 10 bins)."""
+    right, the reliability diagram (readings binned by confidence as for their calibration error)."""
+    from digitread.eval.calibration import reliability_of
     from digitread.eval.reading import coverage_curve
 
     plt = _pyplot()
@@ -119,12 +120,8 @@ def plot_reading_confidence(sets: dict[str, tuple[list[float], list[bool]]], pat
         taken = conf >= bar
         if taken.any():
             left.plot([taken.mean()], [hit[taken].mean()], "o", color=line.get_color())
-        edges = np.linspace(0, 1, 11)
-        bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, 9)
-        used = [b for b in range(10) if (bins == b).any()]
-        right.plot(
-            [conf[bins == b].mean() for b in used], [hit[bins == b].mean() for b in used], marker="o", label=name
-        )
+        rows = reliability_of(conf, hit)
+        right.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], marker="o", label=name)
     left.set(
         xlabel="share of numbers accepted (surest first)",
         ylabel="share of those read exactly",
@@ -132,8 +129,13 @@ def plot_reading_confidence(sets: dict[str, tuple[list[float], list[bool]]], pat
         xlim=(0, 1.02),
     )
     right.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    right.set(xlabel="confidence of the number", ylabel="share read exactly", title="Reliability", xlim=(0, 1.02))
-    right.set_ylim(0, 1.02)
+    right.set(
+        xlabel="confidence of the number",
+        ylabel="share read exactly",
+        title="Reliability",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+    )
     for ax, corner in ((left, "lower left"), (right, "upper left")):
         ax.grid(alpha=0.3)
         ax.legend(loc=corner)
