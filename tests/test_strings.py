@@ -443,6 +443,25 @@ def test_a_tall_1_beside_a_point_a_dash_or_a_speck_is_not_a_rule(marks):
     assert sum(p.kind == "digit" and p.h > 70 for p in _pieces(mask)) == 2
 
 
+def test_a_1_written_as_a_long_slash_is_not_a_rule():
+    import cv2
+
+    from digitread.inference import segment as segment_module
+    from digitread.inference.layout import find_lines
+    from digitread.inference.segment import segment
+
+    # Slanted writing with a 1 over twice the digits' height: upright once the slant is out, as thin as
+    # what is left of a page edge, but it leaned as written.
+    page = np.full((200, 320), 230, np.uint8)
+    cv2.putText(page, "38", (120, 150), cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC, 2.0, 30, 4, cv2.LINE_AA)
+    cv2.line(page, (80, 152), (110, 65), 30, 4, cv2.LINE_AA)
+    prepared, lines = find_lines(page)
+    assert prepared.shear > segment_module.RULE_LEAN
+    assert [p.h > 80 for line in lines for p in line.pieces] == [True, False, False]
+    # The same stroke standing upright as scanned is a rule.
+    assert all(p.h < 80 for line in segment(prepared.mask, shear=0.0) for p in line.pieces)
+
+
 @pytest.mark.parametrize("tail", ["equals", "small 7", "raised zero", "broken 7", "small 7 after a tail"])
 def test_a_fence_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is(tail):
     import cv2

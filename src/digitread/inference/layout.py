@@ -21,13 +21,13 @@ def find_lines(gray: np.ndarray, threshold_scale: float = 1.0) -> tuple[Prepared
     """The prepared image and its lines of candidate characters (``segment``), binarised at
     ``threshold_scale`` times the usual threshold (see ``preprocess.prepare``)."""
     prepared = prepare(gray, threshold_scale=threshold_scale)
-    lines = segment(prepared.mask)
+    lines = segment(prepared.mask, prepared.shear)
     writing = max((line.height for line in lines), default=0.0)
     if 0 < writing < MIN_WRITING:
         zoom = MIN_WRITING / writing
         if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
             enlarged = prepare(gray, zoom=zoom, writing=MIN_WRITING, threshold_scale=threshold_scale)
-            more = segment(enlarged.mask)
+            more = segment(enlarged.mask, enlarged.shear)
             # Enlarged, the writing should come out about MIN_WRITING tall. Far taller means the new
             # preparation joined something else into the lines (a page edge, a margin's border) and
             # lost the writing: the first look is the better one.

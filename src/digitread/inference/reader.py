@@ -40,6 +40,10 @@ FAINT_LOOK_SURE = 0.5
 # A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
 # (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
 PEN_POINT = 1
+# Digits this many pixels tall (median of a line's, in the image as given) are not writing anyone
+# could read: specks of paper grain or what is left of a ruled line's ends. Chosen on validation
+# strips (5 and 6 read the same; 5 loses least where validation digits are shrunk to 6-8 pixels).
+MIN_DIGIT_HEIGHT = 5.0
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
 SPLIT_ASPECT = 1.0
@@ -79,8 +83,8 @@ class DigitReader:
         mode: str | None = None,
         faint_look: bool = True,
     ):
-        """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line whose digits'
-        geometric-mean confidence is below it is not a number (text, scribbles, clutter) and is dropped.
+        """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line read less surely
+        than this per digit (``_is_number``) is not a number (text, scribbles, clutter) and is dropped.
         ``one_number``: the image is a field holding one number (a form box, a cheque amount, a register
         cell); keep only its most prominent line, the one whose digits are largest and surest.
         ``mode``: ``segment`` reads digit by digit, ``sequence`` reads each line whole with the
@@ -214,8 +218,18 @@ class DigitReader:
         return {(i, j): self._assemble(found[i][1][j], plan, probs, found[i][0]) for (i, j), plan in plans.items()}
 
     def _is_number(self, line: LineReading) -> bool:
-        digits = [d.confidence for d in line.digits if d.char.isdigit()]
-        return bool(digits) and float(np.exp(np.mean(np.log(np.maximum(digits, 1e-9))))) >= self.reject_below
+        """Whether a line reads as a number: digits of a legible size, sure enough per digit. For a line
+        read digit by digit that is the geometric mean of its digits' confidences; for a line read whole,
+        the lower of that and the string's probability per digit (its n-th root), the same measure for
+        the whole line: the confidence at a digit's surest column can be high where the string is
+        improbable (a stroke of a ruled line read '7' at 0.1 on blank paper)."""
+        digits = [d for d in line.digits if d.char.isdigit()]
+        if not digits or float(np.median([d.box[3] for d in digits])) < MIN_DIGIT_HEIGHT:
+            return False
+        sure = float(np.exp(np.mean(np.log(np.maximum([d.confidence for d in digits], 1e-9)))))
+        if line.path == "sequence":
+            sure = min(sure, line.confidence ** (1 / len(digits)))
+        return sure >= self.reject_below
 
     # ---- planning: every field any option needs goes into one batch ----
 

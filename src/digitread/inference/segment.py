@@ -14,6 +14,8 @@ import numpy as np
 # A thin piece (THIN_RULE times taller than wide) RULE_HEIGHT times taller than the writing is a rule.
 THIN_RULE = 6
 RULE_HEIGHT = 1.8
+# ...and stood upright as scanned: leaning at most RULE_LEAN (sideways pixels per pixel of height).
+RULE_LEAN = 0.2
 
 
 @dataclass
@@ -149,13 +151,22 @@ def _group_lines(pieces: list[Piece], height: float) -> list[list[Piece]]:
     return [sorted(line, key=lambda p: p.x) for line in lines]
 
 
-def _drop_rules(pieces: list[Piece]) -> list[Piece]:
-    """Without thin vertical strokes far taller than the writing: pieces of ruled lines, page edges and
+def _lean(piece: Piece) -> float:
+    """How far the piece's ink leans: sideways pixels per pixel of height (positive: its top to the right)."""
+    m = cv2.moments((piece.mask > 0).astype(np.uint8), binaryImage=True)
+    return -m["mu11"] / m["mu02"] if m["mu02"] > 0 else 0.0
+
+
+def _drop_rules(pieces: list[Piece], shear: float = 0.0) -> list[Piece]:
+    """Without thin upright strokes far taller than the writing: pieces of ruled lines, page edges and
     scanner margins that line removal left behind (broken, or shorter than the image).
 
     The writing is judged on the pieces that could be digits: not thin, not dash-shaped, and strokes
     rather than dabs (several pen widths tall). Points, dashes and specks do not count, so a 1 beside a
-    decimal point or a speck stays; with nothing to judge by (a crop of 1s), thin pieces stay.
+    decimal point or a speck stays; with nothing to judge by (a crop of 1s), thin pieces stay. A thin
+    stroke that leaned as scanned, before the writing's slant (``shear``) was taken out, stays too: rules
+    and page edges stand upright on the page, a 1 written as a long '/' stands upright only once the
+    slant is out. (Judging thinness as scanned instead drops upright 1s in slanted writing.)
     """
     if not any(p.w * THIN_RULE < p.h for p in pieces):
         return pieces
@@ -164,7 +175,11 @@ def _drop_rules(pieces: list[Piece]) -> list[Piece]:
         return pieces
     tallest = max(writing)
     height = float(np.median([h for h in writing if h >= 0.3 * tallest]))
-    return [p for p in pieces if p.w * THIN_RULE >= p.h or p.h <= RULE_HEIGHT * height]
+
+    def is_rule(p: Piece) -> bool:
+        return p.w * THIN_RULE < p.h and p.h > RULE_HEIGHT * height and abs(_lean(p) + shear) <= RULE_LEAN
+
+    return [p for p in pieces if not is_rule(p)]
 
 
 # Pieces narrower than UNDERLINED_ASPECT of their height are not looked at for an underline. Low: a
@@ -250,9 +265,10 @@ def _pen_width(piece: Piece) -> float:
     return 2.0 * float(cv2.distanceTransform(padded, cv2.DIST_L2, 3).max())
 
 
-def segment(mask: np.ndarray) -> list[Line]:
-    """Lines of candidate characters, top to bottom, each left to right."""
-    pieces = _drop_rules(_components(mask))
+def segment(mask: np.ndarray, shear: float = 0.0) -> list[Line]:
+    """Lines of candidate characters, top to bottom, each left to right; ``shear`` is the slant that
+    ``preprocess.prepare`` took out of the mask (rules are told from writing by how they stood before)."""
+    pieces = _drop_rules(_components(mask), shear)
     if not pieces:
         return []
     tallest = max(p.h for p in pieces)
