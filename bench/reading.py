@@ -36,7 +36,7 @@ from run import machine  # noqa: E402
 from digitread._io import atomic_write_json  # noqa: E402
 from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
-from digitread.data.synth import SynthConfig, compose_number, make_numbers  # noqa: E402
+from digitread.data.synth import SynthConfig, compose_number, make_blank_pages, make_numbers  # noqa: E402
 from digitread.eval.reading import confidence_report, digits_only, score_readings  # noqa: E402
 from digitread.eval.report import plot_reading_confidence  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
@@ -140,6 +140,17 @@ def bench_non_digits(reader: DigitReader, per_letter: int = 4) -> dict:
     readings = reader.read_many(images)
     rejected = sum(not r.digits or all(d.uncertain for d in r.digits if d.char.isdigit()) for r in readings)
     return {"images": len(images), "rejected": rejected / len(images), "min_confidence": reader.min_confidence}
+
+
+def bench_blank(reader: DigitReader, count: int = 300) -> dict:
+    """Blank generated pages (``data.synth.make_blank_pages``: lighting, grain, ruled lines, JPEG, no
+    ink) must read empty: the share that does, and the share read 0.5 or more sure anyway."""
+    readings = reader.read_many(make_blank_pages(count, seed=5))
+    return {
+        "images": count,
+        "read_empty": sum(not r.text for r in readings) / count,
+        "read_sure": sum(bool(r.text) and r.confidence >= 0.5 for r in readings) / count,
+    }
 
 
 def faint_numbers(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
@@ -288,6 +299,7 @@ def main() -> int:
         "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},
+        "blank_pages": {"auto": bench_blank(reader), "segment": bench_blank(segment_reader)},
         "photo": {"auto": bench_photo_speed(reader, data), "segment": bench_photo_speed(segment_reader, data)},
         "sequence_speed": bench_sequence_speed(reader.sequence, data),
         "machine": machine(),

@@ -131,6 +131,18 @@ def reading_table(r: dict) -> None:
     print(f"\nExact (characters right: 1 - edit distance); {m['cpu']}, {m['cores']} cores, {r['date'][:10]}.")
     if f:
         print(f"Pale numbers read without the second look at images read empty: {_cell(f['first_look_only'])}.")
+    letters, blank = r.get("non_digits"), r.get("blank_pages")
+    if letters:
+        print(
+            f"Drawn letters that come back with no confident digit: {letters['auto']['rejected']:.1%} "
+            f"({letters['segment']['rejected']:.1%} segment only)."
+        )
+    if blank:
+        a, s = blank["auto"], blank["segment"]
+        print(
+            f"Blank generated pages read empty: {a['read_empty']:.1%} of {a['images']} "
+            f"({a['read_sure']:.1%} read 0.5 or more sure; segment only {s['read_empty']:.1%}, {s['read_sure']:.1%})."
+        )
     confidence_table(r, names)
 
 

@@ -75,17 +75,12 @@ def test_a_blank_page_gives_an_empty_reading(reader):
 
 
 def test_blank_paper_with_ruled_lines_texture_and_jpeg_reads_empty(reader):
-    from digitread.data.synth import MODERATE, _render
+    from digitread.data.synth import make_blank_pages
 
     # Blank pages as the generator makes them (lighting, grain, ruled lines in 3 of 10, blur, JPEG).
     # Ends of ruled lines and grain once came back as 7s and 1s: 11 of these 120 pages before lines
     # read whole were held to their string's probability and digits to a legible height.
-    rng = np.random.default_rng(5)
-    pages = []
-    for _ in range(120):
-        h, w, writing = int(rng.integers(200, 500)), int(rng.integers(300, 900)), int(rng.integers(30, 80))
-        pages.append(_render(np.zeros((h, w), np.uint8), rng, MODERATE, writing))
-    read = [r.text for r in reader.read_many(pages) if r.text]
+    read = [r.text for r in reader.read_many(make_blank_pages(120, seed=5)) if r.text]
     assert len(read) <= 5, read
 
 

@@ -155,3 +155,14 @@ def make_numbers(
     """``count`` synthetic number photos and their texts, the same for the same seed."""
     rng = np.random.default_rng(seed)
     return [compose_number(images, labels, rng, cfg) for _ in range(count)]
+
+
+def make_blank_pages(count: int, seed: int = 0, cfg: SynthConfig = MODERATE) -> list[np.ndarray]:
+    """``count`` pages rendered as ``make_numbers`` renders its photos (lighting, paper grain, ruled lines,
+    blur, noise, rotation, JPEG) with no ink on them: a reader must read them empty."""
+    rng = np.random.default_rng(seed)
+    pages = []
+    for _ in range(count):
+        h, w, writing = int(rng.integers(200, 500)), int(rng.integers(300, 900)), int(rng.integers(30, 80))
+        pages.append(_render(np.zeros((h, w), np.uint8), rng, cfg, writing))
+    return pages
