@@ -462,6 +462,25 @@ def test_a_1_written_as_a_long_slash_is_not_a_rule():
     assert all(p.h < 80 for line in segment(prepared.mask, shear=0.0) for p in line.pieces)
 
 
+def test_a_rule_is_told_by_how_it_stood_as_scanned_not_as_it_stands_upright():
+    import cv2
+
+    from digitread.inference.segment import _components, _lean, segment
+
+    mask = np.zeros((200, 200), np.uint8)
+    cv2.putText(mask, "38", (80, 160), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 3)  # digits about 22 px tall
+    cv2.line(mask, (50, 170), (40, 70), 255, 3)  # thin, 100 px tall, its top 0.1 to the left once upright
+    stroke = max(_components(mask), key=lambda p: p.h)
+    assert _lean(stroke) == pytest.approx(-0.1, abs=0.02)  # positive: the top to the right
+
+    def kept(shear: float) -> bool:
+        return any(p.h > 80 for line in segment(mask, shear=shear) for p in line.pieces)
+
+    assert not kept(0.1)  # the slant taken out was 0.1: as scanned the stroke stood upright, a rule
+    assert kept(-0.2)  # as scanned it leaned 0.3 to the left: written
+    assert not kept(0.0)  # leaning 0.1 as scanned: within RULE_LEAN of upright
+
+
 @pytest.mark.parametrize("tail", ["equals", "small 7", "raised zero", "broken 7", "small 7 after a tail"])
 def test_a_fence_floating_after_a_number_is_not_a_digit_but_a_small_last_digit_is(tail):
     import cv2

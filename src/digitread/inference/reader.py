@@ -40,9 +40,10 @@ FAINT_LOOK_SURE = 0.5
 # A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
 # (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
 PEN_POINT = 1
-# Digits this many pixels tall (median of a line's, in the image as given) are not writing anyone
-# could read: specks of paper grain or what is left of a ruled line's ends. Chosen on validation
-# strips (5 and 6 read the same; 5 loses least where validation digits are shrunk to 6-8 pixels).
+# Digits under this many pixels tall (median of a line's, in the image as given) are not writing
+# anyone could read: specks of paper grain or what is left of a ruled line's ends. Chosen on validation
+# strips (4 read one fewer than 5 and 6; of those two, 5 loses less where validation digits are shrunk
+# until their boxes are 4-8 pixels tall).
 MIN_DIGIT_HEIGHT = 5.0
 
 # A handwritten digit is rarely wider than it is tall; wider pieces are probably digits that touch.
@@ -220,9 +221,10 @@ class DigitReader:
     def _is_number(self, line: LineReading) -> bool:
         """Whether a line reads as a number: digits of a legible size, sure enough per digit. For a line
         read digit by digit that is the geometric mean of its digits' confidences; for a line read whole,
-        the lower of that and the string's probability per digit (its n-th root), the same measure for
-        the whole line: the confidence at a digit's surest column can be high where the string is
-        improbable (a stroke of a ruled line read '7' at 0.1 on blank paper)."""
+        the lower of that and the string's calibrated confidence per digit (its n-th root; n counts
+        the digits, not points or marks, which errs towards keeping), the same measure for the whole
+        line: the confidence at a digit's surest column can be high where the string is improbable (a
+        stroke of a ruled line read '7' at 0.1 on blank paper)."""
         digits = [d for d in line.digits if d.char.isdigit()]
         if not digits or float(np.median([d.box[3] for d in digits])) < MIN_DIGIT_HEIGHT:
             return False

@@ -166,7 +166,9 @@ def _drop_rules(pieces: list[Piece], shear: float = 0.0) -> list[Piece]:
     decimal point or a speck stays; with nothing to judge by (a crop of 1s), thin pieces stay. A thin
     stroke that leaned as scanned, before the writing's slant (``shear``) was taken out, stays too: rules
     and page edges stand upright on the page, a 1 written as a long '/' stands upright only once the
-    slant is out. (Judging thinness as scanned instead drops upright 1s in slanted writing.)
+    slant is out. (Judging thinness as scanned instead drops upright 1s in slanted writing.) Thinness
+    is judged upright, so the lean matters for small shears: past about 0.2 an upright rule is no
+    longer thin once the slant is out.
     """
     if not any(p.w * THIN_RULE < p.h for p in pieces):
         return pieces
