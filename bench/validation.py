@@ -13,7 +13,9 @@ on and that the benchmark's test digits never meet:
 - ``photos``: 600 generated photos (``data/synth.py``, seed 77), text exact (points and signs count);
 - ``strips``: 400 strips of 1-4 digits, a third with marks after them (``data/strips.py``, seed 31);
 - ``underlined``: 400 strips of 1-4 digits, every one with a pen underline (seed 41);
-- ``pale``: 300 pale numbers beside bold writing, one number per image (``bench/reading.py``, seed 51).
+- ``pale``: 300 pale numbers beside bold writing, one number per image (``bench/reading.py``, seed 51);
+- ``fields``: 400 fields cropped from a column of numbers, the rows above and below cut into at the
+  crop's edges, one number per image (``column_fields``, seed 61).
 
 ``--real`` adds the real scans in ../shared/data/realdev, one number per image: measured, never chosen on.
 """
@@ -42,6 +44,35 @@ from digitread.inference.reader import DigitReader  # noqa: E402
 STRIP_MARKS = (",", "-", "=", "/-", ",-", ".-", "--", "~", "+", "x", "v")
 
 
+def column_fields(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[tuple[np.ndarray, str]]:
+    """Fields cropped from a column of numbers, one number per field (a form's or a register's column,
+    a table of readings): the crop holds its row's number somewhere in its middle (centre 0.3-0.7 of
+    the crop's height), and parts of the rows above and below, cut by the crop's edges, bleed in."""
+    rng = np.random.default_rng(seed)
+    cfg = StripConfig(min_digits=1, max_digits=3, words=0, underline=0, invert=0, pattern=0, ruled=0, box=0, baseline=0)
+    samples = []
+    for _ in range(count):
+        rows = [compose_strip(images, labels, rng, cfg) for _ in range(5)]
+        inks = [np.clip(np.median(im) - im.astype(np.float32), 0, 255) for im, _ in rows]
+        width = max(ink.shape[1] for ink in inks) + 20
+        gaps = [int(ink.shape[0] * rng.uniform(0.0, 0.5)) for ink in inks]
+        page = np.zeros((sum(ink.shape[0] for ink in inks) + sum(gaps), width), np.float32)
+        tops, y = [], 0
+        for ink, gap in zip(inks, gaps, strict=True):
+            x = int(rng.integers(0, width - ink.shape[1] + 1))
+            page[y : y + ink.shape[0], x : x + ink.shape[1]] += ink
+            tops.append(y)
+            y += ink.shape[0] + gap
+        target = 2  # the middle row; two above it and two below, to be cut by the crop
+        h = inks[target].shape[0]
+        crop_h = int(h * rng.uniform(1.6, 3.0))
+        centre = tops[target] + h / 2
+        y0 = int(np.clip(centre - rng.uniform(0.3, 0.7) * crop_h, 0, page.shape[0] - crop_h))
+        field = 225 - page[y0 : y0 + crop_h] + rng.normal(0, 3, (crop_h, width))
+        samples.append((np.clip(field, 0, 255).astype(np.uint8), rows[target][1]))
+    return samples
+
+
 def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool]]:
     """name -> (images, expected texts, whether the image holds one number)."""
     val = load_mnist().val
@@ -60,8 +91,10 @@ def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool
         ),
         "underlined": strips(n(400), 41, StripConfig(min_digits=1, max_digits=4, underline=1.0, words=0)),
         "pale": faint_numbers(val.images, val.labels, n(300), seed=51),
+        "fields": column_fields(val.images, val.labels, n(400), seed=61),
     }
-    return {name: ([im for im, _ in s], [t for _, t in s], name == "pale") for name, s in sets.items()}
+    one_number = ("pale", "fields")
+    return {name: ([im for im, _ in s], [t for _, t in s], name in one_number) for name, s in sets.items()}
 
 
 def real_sets() -> dict[str, tuple[list, list[str], bool]]:

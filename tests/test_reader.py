@@ -558,3 +558,18 @@ def test_a_whole_line_reading_ends_at_the_last_digit_sized_piece():
         _end_at_last_digit(StripReading("230", 0.9, reading.spans[:3], probs[:3]), [8.0, 33.0, 58.0], bare)[0].text
         == "230"
     )
+
+
+def test_one_number_keeps_the_number_in_the_middle_of_the_field_over_a_bigger_one_at_its_edge(monkeypatch):
+    import digitread.inference.reader as reader_module
+
+    # A field cropped from a column of numbers: its own number in the middle, the row above's, written
+    # bigger, cut into at the top.
+    field = np.full((300, 220), 230, np.uint8)
+    cv2.putText(field, "47", (50, 165), cv2.FONT_HERSHEY_SIMPLEX, 1.5, 30, 4, cv2.LINE_AA)
+    cv2.putText(field, "8", (80, 62), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 30, 6, cv2.LINE_AA)
+    reader = DigitReader.from_pretrained(one_number=True)
+    assert DigitReader.from_pretrained().read(field).text.split("\n") == ["8", "47"]  # both are read
+    assert reader.read(field).text == "47"
+    monkeypatch.setattr(reader_module, "CENTRE_SPREAD", 0.0)  # largest and surest alone: the edge's 8
+    assert reader.read(field).text == "8"
