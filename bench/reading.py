@@ -286,10 +286,9 @@ def main() -> int:
     }
     realdev = {}
     for name in ("orand_car_a", "danish_rowid"):
-        realdev[name] = {
-            mode: bench_realdev(r, name, *((args.failures, confidences) if mode == "auto" else (None, None)))
-            for mode, r in fields.items()
-        }
+        # Auto's failures are drawn and its confidences go in the picture; the other modes are only scored.
+        realdev[name] = {mode: bench_realdev(r, name, None) for mode, r in fields.items() if mode != "auto"}
+        realdev[name]["auto"] = bench_realdev(fields["auto"], name, args.failures, confidences)
         realdev[name]["auto_all_lines"] = bench_realdev(reader, name, None)
     result = {
         "model": args.model or "default",
