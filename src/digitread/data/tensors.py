@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from digitread.checkpoint import DEFAULT_PREPROCESS
+from digitread.data.pen_digits import make_pen_digits
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -14,6 +15,27 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     if not images.flags.writeable:  # arrays parsed straight from file bytes are read-only
         images = images.copy()
     return torch.from_numpy(images).unsqueeze(1)
+
+
+def training_digits(
+    images: np.ndarray, labels: np.ndarray, subset: int, bootstrap: int, pen_digits: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The digits a run trains on, as the run's data settings say: the first ``subset`` of a seeded
+    shuffle (0: all), then the ``bootstrap``-th sample drawn with replacement (0: none), then
+    ``pen_digits`` pen-drawn digits added. Digit and sequence training share it, so one seed picks the
+    same digits for both."""
+    if subset:
+        keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed + 1))[:subset].numpy()
+        images, labels = images[keep], labels[keep]
+    if bootstrap:
+        # Bagging: as many images as there are, drawn with replacement; each k draws its own sample.
+        draw = torch.Generator().manual_seed(1_000_003 * bootstrap + seed)
+        pick = torch.randint(0, len(labels), (len(labels),), generator=draw).numpy()
+        images, labels = images[pick], labels[pick]
+    if pen_digits:
+        pen_images, pen_labels = make_pen_digits(pen_digits, seed=seed)
+        images, labels = np.concatenate([images, pen_images]), np.concatenate([labels, pen_labels])
+    return images, labels
 
 
 def normalize(x: torch.Tensor, preprocess: dict | None = None) -> torch.Tensor:

@@ -26,8 +26,7 @@ from digitread.config import RunConfig
 from digitread.data.augment import random_affine
 from digitread.data.mnist import MnistData
 from digitread.data.outliers import make_outliers
-from digitread.data.pen_digits import make_pen_digits
-from digitread.data.tensors import images_to_tensor, normalize
+from digitread.data.tensors import images_to_tensor, normalize, training_digits
 from digitread.errors import ConfigError
 from digitread.eval.calibration import calibration_entry
 from digitread.runtime import autocast, has_conv, pick_device, predict_logits, prepare_model, set_threads, use_bf16
@@ -117,22 +116,11 @@ def fit(
     # One generator draws the batch order and the augmentation; several processes share the order
     # through the sampler and each draws its own augmentation.
     gen = torch.Generator().manual_seed(tc.seed + 1_000_003 * group.rank)
-    x_train = images_to_tensor(data.train.images)
-    y_train = torch.from_numpy(data.train.labels)
-    if cfg.data.train_subset:
-        keep = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(tc.seed + 1))[
-            : cfg.data.train_subset
-        ]
-        x_train, y_train = x_train[keep], y_train[keep]
-    if cfg.data.bootstrap:
-        # Bagging: as many images as there are, drawn with replacement; each k draws its own sample.
-        draw = torch.Generator().manual_seed(1_000_003 * cfg.data.bootstrap + tc.seed)
-        pick = torch.randint(0, len(y_train), (len(y_train),), generator=draw)
-        x_train, y_train = x_train[pick], y_train[pick]
-    if cfg.data.pen_digits:
-        pen_images, pen_labels = make_pen_digits(cfg.data.pen_digits, seed=tc.seed)
-        x_train = torch.cat([x_train, images_to_tensor(pen_images)])
-        y_train = torch.cat([y_train, torch.from_numpy(pen_labels)])
+    d = cfg.data
+    images, labels = training_digits(
+        data.train.images, data.train.labels, d.train_subset, d.bootstrap, d.pen_digits, tc.seed
+    )
+    x_train, y_train = images_to_tensor(images), torch.from_numpy(np.ascontiguousarray(labels))
     x_train, y_train = x_train.to(dev), y_train.to(dev)
     n = len(y_train)
     batch = min(tc.batch_size, n)

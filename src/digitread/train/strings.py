@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from digitread.checkpoint import save_model
 from digitread.config import RunConfig
 from digitread.data.mnist import MnistData
-from digitread.data.pen_digits import make_pen_digits
 from digitread.data.strips import StripConfig, StripStream, collate_strips, make_strips
+from digitread.data.tensors import training_digits
 from digitread.errors import DigitreadError
 from digitread.inference.ctc import greedy_decode, string_log_probs
 from digitread.inference.sequence import STRIP_INPUT, strip_lengths, strip_log_probs, strip_tensor
@@ -112,14 +112,10 @@ def fit_strings(
     out_dir, dev, bf16, model = start_run(model, cfg, out_dir, device)
     if data.val is None:
         raise DigitreadError("the strings task needs validation digits: set --val-size above 0")
-    train_images, train_labels = data.train.images, data.train.labels
-    if cfg.data.train_subset:
-        keep = np.random.default_rng(tc.seed + 1).permutation(len(train_labels))[: cfg.data.train_subset]
-        train_images, train_labels = train_images[keep], train_labels[keep]
-    if cfg.data.pen_digits:
-        pen_images, pen_labels = make_pen_digits(cfg.data.pen_digits, seed=tc.seed)
-        train_images = np.concatenate([train_images, pen_images])
-        train_labels = np.concatenate([train_labels, pen_labels])
+    d = cfg.data
+    train_images, train_labels = training_digits(
+        data.train.images, data.train.labels, d.train_subset, d.bootstrap, d.pen_digits, tc.seed
+    )
     strips = strips_for(reads_points(model))
     logger.message(f"making {tc.val_strips} validation strips from the validation digits")
     val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=VAL_SEED + tc.seed, cfg=strips)
