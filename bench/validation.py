@@ -5,7 +5,8 @@
     python bench/validation.py --config "" --config sequence=runs/my_ensemble --real
 
 Each --config (comma-separated ``module.CONSTANT=value`` of ``digitread.inference``, and
-``sequence=DIR`` for another sequence model or ensemble than the shipped one) is one line of JSON:
+``sequence=DIR`` for another sequence model or ensemble than the shipped one; a tuple constant takes
+its values joined by ':', ``reader.VIEW_SCALES=0.75:1.3``) is one line of JSON:
 the share of each set read exactly, and how many readings differ from the first config's. A change to
 the reader is chosen on the validation sets, made from MNIST *validation* digits that no model trained
 on and that the benchmark's test digits never meet:
@@ -122,7 +123,8 @@ def apply(config: str) -> str | None:
         if not hasattr(module, constant):
             raise SystemExit(f"digitread.inference.{module_name} has no {constant}")
         default = _DEFAULTS.setdefault((module, constant), getattr(module, constant))
-        setattr(module, constant, type(default)(float(value)))
+        kind = type(default)
+        setattr(module, constant, tuple(map(float, value.split(":"))) if kind is tuple else kind(float(value)))
     return sequence
 
 

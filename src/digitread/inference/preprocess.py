@@ -8,7 +8,8 @@ Steps, each for a reason:
   and paper texture wider than a pen stroke; background nearly as dark as ink (a scanner's black
   margin) is left out altogether.
 - binarise: Otsu on the top-hat, with a floor so that a blank page's noise is not called ink (a
-  second look at an image read empty binarises at that floor: ``threshold_scale``).
+  second look at an image read empty binarises at that floor, and an image read unsure is read again
+  above and below Otsu's threshold: ``threshold_scale``).
 - ruled lines: horizontal and vertical runs far longer than a digit are found by opening with long
   thin kernels and removed from the mask (underlines, grid lines, page and scanner edges).
 - slant: handwriting leans; the shear that makes the ink's column profile peakiest (strokes most
@@ -193,9 +194,9 @@ def _solid(background: np.ndarray, k: int) -> np.ndarray | None:
 def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0, threshold_scale: float = 1.0) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
     larger size than usual (small writing, see ``layout.find_lines``), where the digits will be about
-    ``writing`` pixels tall. ``threshold_scale`` < 1 binarises below Otsu's threshold (never below the
-    contrast floor; 0: at the floor): faint writing that bolder ink elsewhere put under it
-    (``DigitReader.read_many``)."""
+    ``writing`` pixels tall. ``threshold_scale`` times Otsu's threshold binarises (never below the
+    contrast floor; 0: at the floor): below 1 for faint writing that bolder ink elsewhere put under it,
+    above 1 for strokes pale paper glued together (``DigitReader.read_many``)."""
     work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()

@@ -8,7 +8,8 @@ strokes, lines, marks; again enlarged for small writing) -> for each line, two r
   cuts of pieces that read badly whole in one more, and choose how to cut touching digits; in
   ``mode="auto"`` only for lines whose whole reading is unsure, the only ones the choice consults;
 -> keep the whole reading unless it is unsure and the cut one surer (``mode="auto"``) -> the Reading;
-an image read empty is read once more, binarised at the contrast floor (pale writing beside bold ink)
+an image read empty is read once more, binarised at the contrast floor (pale writing beside bold ink);
+an image read unsure is read again binarised above and below the usual threshold, the surest kept
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ UNDERLINE_LOOK_BELOW = 0.5  # a line read less surely than this is read again wi
 # The second look at an image read empty (binarised at the contrast floor) is kept from this confidence
 # up: chosen on validation sets of pale numbers beside bold writing, letters and blank paper.
 FAINT_LOOK_SURE = 0.5
+# An image read unsure (under VIEW_BELOW) is read again binarised at these multiples of Otsu's
+# threshold, and the surest reading wins when it is surer by VIEW_MARGIN (``_look_at_other_thresholds``).
+VIEW_SCALES = (0.6, 0.8, 1.25)
+VIEW_BELOW = 0.9
+VIEW_MARGIN = 0.1
 # A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
 # (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
 PEN_POINT = 1
@@ -83,6 +89,7 @@ class DigitReader:
         sequence: SequenceReader | None = None,
         mode: str | None = None,
         faint_look: bool = True,
+        threshold_views: bool = True,
     ):
         """``min_confidence``: digits below it are marked uncertain. ``reject_below``: a line read less surely
         than this per digit (``_is_number``) is not a number (text, scribbles, clutter) and is dropped.
@@ -94,7 +101,9 @@ class DigitReader:
         very likely wrong and the digit-by-digit one is surer (``_choose_reading``);
         by default ``auto`` when a sequence model is given, else ``segment``.
         ``faint_look``: an image read empty is read again, binarised at the contrast floor, for pale
-        writing that bolder ink put under the usual threshold (``read_many``)."""
+        writing that bolder ink put under the usual threshold (``read_many``). ``threshold_views``: an
+        image read unsure is read again binarised above and below the usual threshold, and the surest
+        reading kept (``_look_at_other_thresholds``)."""
         mode = mode or ("auto" if sequence is not None else "segment")
         if mode not in MODES:
             raise ConfigError(f"unknown reading mode {mode!r}; choose {', '.join(MODES)}")
@@ -107,6 +116,7 @@ class DigitReader:
         self.reject_below = reject_below
         self.one_number = one_number
         self.faint_look = faint_look
+        self.threshold_views = threshold_views
 
     @classmethod
     def from_pretrained(
@@ -155,7 +165,35 @@ class DigitReader:
             for k, reading in zip(empty, again, strict=True):
                 if reading.text and reading.confidence >= FAINT_LOOK_SURE:
                     readings[k] = reading
+        if self.threshold_views:
+            self._look_at_other_thresholds(images, names, readings)
         return readings
+
+    def _look_at_other_thresholds(
+        self, images: list[ImageInput], names: list[str | None], readings: list[Reading]
+    ) -> None:
+        """Read the images read unsure (under VIEW_BELOW) again, binarised at each of VIEW_SCALES times
+        Otsu's threshold, and put the surest reading in ``readings`` where it is surer by VIEW_MARGIN.
+
+        One threshold for a whole image can be wrong for its number: bold ink elsewhere raises it and
+        breaks a pale number's thin strokes (a 3 read 2, half a 0 read 6); pale paper lowers it and
+        glues strokes and marks into the digits. The calibrated confidence tells the views apart. A
+        reading at VIEW_BELOW = 1 - VIEW_MARGIN or surer could never be beaten, so it costs nothing; an
+        unsure one costs a read per view. Each view's images are loaded again, in one batch a view.
+        """
+        unsure = [k for k, reading in enumerate(readings) if reading.text and reading.confidence < VIEW_BELOW]
+        surest = {k: readings[k] for k in unsure}
+        for scale in VIEW_SCALES if unsure else ():
+            again = self._read_found(
+                [find_lines(load_image(images[k], names[k]), threshold_scale=scale) for k in unsure],
+                [names[k] for k in unsure],
+            )
+            for k, reading in zip(unsure, again, strict=True):
+                if reading.text and reading.confidence > surest[k].confidence:
+                    surest[k] = reading
+        for k, reading in surest.items():
+            if reading.confidence > readings[k].confidence + VIEW_MARGIN:
+                readings[k] = reading
 
     def _read_found(self, found: list[tuple[Prepared, list[Line]]], names: list[str | None]) -> list[Reading]:
         """Readings of prepared images and their lines (``layout.find_lines``)."""
