@@ -38,10 +38,9 @@ UNDERLINE_LOOK_BELOW = 0.5  # a line read less surely than this is read again wi
 # The second look at an image read empty (binarised at the contrast floor) is kept from this confidence
 # up: chosen on validation sets of pale numbers beside bold writing, letters and blank paper.
 FAINT_LOOK_SURE = 0.5
-# An image read unsure (under VIEW_BELOW) is read again binarised at these multiples of Otsu's
+# An image read less surely than 1 - VIEW_MARGIN is read again binarised at these multiples of Otsu's
 # threshold, and the surest reading wins when it is surer by VIEW_MARGIN (``_look_at_other_thresholds``).
 VIEW_SCALES = (0.6, 0.8, 1.25)
-VIEW_BELOW = 0.9
 VIEW_MARGIN = 0.1
 # A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
 # (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
@@ -154,41 +153,41 @@ class DigitReader:
         # An image where nothing was read is looked at again, binarised at the contrast floor instead of
         # Otsu's threshold: pale writing beside bolder ink (a faint row number beside a clerk's bold
         # notes) falls under the threshold the bold ink sets. Paper texture and clutter also come
-        # through at that floor, so the look's reading is kept only when it is sure. Images are loaded
-        # again rather than kept: they can be large.
+        # through at that floor, so the look's reading is kept only when it is sure.
         empty = [k for k, reading in enumerate(readings) if not reading.text] if self.faint_look else []
-        if empty:
-            again = self._read_found(
-                [find_lines(load_image(images[k], names[k]), threshold_scale=0.0) for k in empty],
-                [names[k] for k in empty],
-            )
-            for k, reading in zip(empty, again, strict=True):
-                if reading.text and reading.confidence >= FAINT_LOOK_SURE:
-                    readings[k] = reading
+        for k, reading in zip(empty, self._read_again(images, names, empty, 0.0), strict=True):
+            if reading.text and reading.confidence >= FAINT_LOOK_SURE:
+                readings[k] = reading
         if self.threshold_views:
             self._look_at_other_thresholds(images, names, readings)
         return readings
 
+    def _read_again(
+        self, images: list[ImageInput], names: list[str | None], keys: list[int], threshold_scale: float
+    ) -> list[Reading]:
+        """The images ``keys`` names, loaded again and read binarised at ``threshold_scale`` times Otsu's
+        threshold, in one batch. Images are loaded again rather than kept: they can be large."""
+        if not keys:
+            return []
+        found = [find_lines(load_image(images[k], names[k]), threshold_scale=threshold_scale) for k in keys]
+        return self._read_found(found, [names[k] for k in keys])
+
     def _look_at_other_thresholds(
         self, images: list[ImageInput], names: list[str | None], readings: list[Reading]
     ) -> None:
-        """Read the images read unsure (under VIEW_BELOW) again, binarised at each of VIEW_SCALES times
-        Otsu's threshold, and put the surest reading in ``readings`` where it is surer by VIEW_MARGIN.
+        """Read the images read with text but unsure again, binarised at each of VIEW_SCALES times Otsu's
+        threshold, and put the surest reading in ``readings`` where it is surer by VIEW_MARGIN.
 
         One threshold for a whole image can be wrong for its number: bold ink elsewhere raises it and
         breaks a pale number's thin strokes (a 3 read 2, half a 0 read 6); pale paper lowers it and
         glues strokes and marks into the digits. The calibrated confidence tells the views apart. A
-        reading at VIEW_BELOW = 1 - VIEW_MARGIN or surer could never be beaten, so it costs nothing; an
-        unsure one costs a read per view. Each view's images are loaded again, in one batch a view.
+        reading at 1 - VIEW_MARGIN or surer could never be beaten, so it is not read again; an unsure
+        one costs a reading per view, all the unsure images in one batch a view.
         """
-        unsure = [k for k, reading in enumerate(readings) if reading.text and reading.confidence < VIEW_BELOW]
+        unsure = [k for k, r in enumerate(readings) if r.text and r.confidence + VIEW_MARGIN < 1.0]
         surest = {k: readings[k] for k in unsure}
         for scale in VIEW_SCALES if unsure else ():
-            again = self._read_found(
-                [find_lines(load_image(images[k], names[k]), threshold_scale=scale) for k in unsure],
-                [names[k] for k in unsure],
-            )
-            for k, reading in zip(unsure, again, strict=True):
+            for k, reading in zip(unsure, self._read_again(images, names, unsure, scale), strict=True):
                 if reading.text and reading.confidence > surest[k].confidence:
                     surest[k] = reading
         for k, reading in surest.items():
