@@ -217,6 +217,34 @@ def bench_photo_speed(reader: DigitReader, data: MnistData, repeats: int = 20) -
     }
 
 
+def bench_clutter_speed(reader: DigitReader, repeats: int = 5) -> dict:
+    """Images of clutter with no number on them, read end to end: grain (uniform noise; at 1024x768
+    no pixel is merged by shrinking to the working size, the worst case) and blotchy texture (blurred
+    noise). Thousands of specks come through binarisation; reading them must stay quick (a service
+    reads whatever it is sent) and should find no number."""
+    rng = np.random.default_rng(11)
+    images = {
+        "grain 1280x960": rng.integers(0, 256, (960, 1280), dtype=np.uint8),
+        "grain 1024x768": rng.integers(0, 256, (768, 1024), dtype=np.uint8),
+        "texture 1280x960": np.clip(cv2.GaussianBlur(rng.normal(128, 60, (960, 1280)), (0, 0), 3), 0, 255).astype(
+            np.uint8
+        ),
+    }
+    out = {}
+    for name, image in images.items():
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            reading = reader.read(image)
+            times.append(time.perf_counter() - t0)
+        out[name] = {
+            "median_ms": round(statistics.median(times) * 1000, 1),
+            "read_empty": not reading.text,
+            "lines_read": len(reading.lines),
+        }
+    return out
+
+
 def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
     """Generated strips (MNIST test digits) in which every digit is pushed against the one before, a
     third of the gaps joined by a pen stroke: exact-string accuracy of each mode on the same images."""
@@ -300,6 +328,7 @@ def main() -> int:
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},
         "blank_pages": {"auto": bench_blank(reader), "segment": bench_blank(segment_reader)},
         "photo": {"auto": bench_photo_speed(reader, data), "segment": bench_photo_speed(segment_reader, data)},
+        "clutter": {"auto": bench_clutter_speed(reader), "segment": bench_clutter_speed(segment_reader)},
         "sequence_speed": bench_sequence_speed(reader.sequence, data),
         "machine": machine(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
