@@ -221,7 +221,7 @@ def bench_clutter_speed(reader: DigitReader, repeats: int = 5) -> dict:
     """Images of clutter with no number on them, read end to end: grain (uniform noise; at 1024x768
     no pixel is merged by shrinking to the working size, the worst case) and blotchy texture (blurred
     noise). Thousands of specks come through binarisation; reading them must stay quick (a service
-    reads whatever it is sent) and should find no number."""
+    reads whatever it is sent) and should find no number (auto does; segment only reads junk)."""
     rng = np.random.default_rng(11)
     images = {
         "grain 1280x960": rng.integers(0, 256, (960, 1280), dtype=np.uint8),

@@ -47,8 +47,8 @@ VIEW_MARGIN = 0.1
 PEN_POINT = 1
 # A point the sequence model read just before a 1, where the segmentation found no dot of its own, is
 # dropped: it is the 1's lead-in, an up-stroke from the baseline glued to its foot (script hands; the
-# example tools' Hershey script, whose 1s read "35.19" for 3519 in 33 of 300 photos). 0 keeps such
-# points (docs/reading.md).
+# example tools' Hershey script, whose 1s read "35.19" for 3519 in 33 of 300 photos). The line's
+# confidence stays the model's, that of the string with the point. 0 keeps such points (docs/reading.md).
 DROP_LEAD_IN_POINTS = 1
 # Digits under this many pixels tall (median of a line's, in the image as given) are not writing
 # anyone could read: specks of paper grain or what is left of a ruled line's ends. Chosen on validation
@@ -390,18 +390,20 @@ class DigitReader:
         # Points the model read (a model with a point class) go between the digits they were read between:
         # a CTC spike's column is not a box centre, and an early one would sort before its digit.
         middles = [x for x, _ in items]
+        lead_ins = 0  # points dropped as a 1's lead-in: if they were all it read, a pen point may stand in
         for i, (char, centre) in enumerate(zip(result.text, centres, strict=True)):
             if char == ".":
                 before = sum(c != "." for c in result.text[:i])
                 if not 0 < before < len(middles):
                     continue
                 if DROP_LEAD_IN_POINTS and result.text[i + 1 : i + 2] == "1" and _dot_near(centre, line) is None:
+                    lead_ins += 1
                     continue
                 items.append(((middles[before - 1] + middles[before]) / 2, ("point", _point_piece(centre, line))))
         # A model that reads points has seen the line's dots too: its word on which are points stands.
         if not self.sequence.reads_points:
             items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind == "dot")
-        elif PEN_POINT and "." not in result.text:
+        elif PEN_POINT and result.text.count(".") == lead_ins:
             # A point the model missed (tucked under the next digit) when the segmentation found one pen
             # point, and only one: a number holds one decimal point. Placed by its left edge, which
             # stays before the digit it is tucked under.
