@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from backends import timed_load  # noqa: E402
 from run import machine  # noqa: E402
 
 from digitread._io import atomic_write_json  # noqa: E402
@@ -204,15 +205,11 @@ def bench_photo_speed(reader: DigitReader, data: MnistData, repeats: int = 20) -
     photo[300 : 300 + small.shape[0], 140 : 140 + small.shape[1]] = small
     gray = load_image(photo)
     reader.read(gray)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        reading = reader.read(gray)
-        times.append(time.perf_counter() - t0)
+    reading, seconds = timed_load(lambda: reader.read(gray), repeats)
     return {
         "size": "1280x960",
         "digits": 6,
-        "median_ms": round(statistics.median(times) * 1000, 2),
+        "median_ms": round(seconds * 1000, 2),
         "read_correctly": reading.text == text,
     }
 
@@ -232,13 +229,9 @@ def bench_clutter_speed(reader: DigitReader, repeats: int = 5) -> dict:
     }
     out = {}
     for name, image in images.items():
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            reading = reader.read(image)
-            times.append(time.perf_counter() - t0)
+        reading, seconds = timed_load(lambda image=image: reader.read(image), repeats)
         out[name] = {
-            "median_ms": round(statistics.median(times) * 1000, 1),
+            "median_ms": round(seconds * 1000, 1),
             "read_empty": not reading.text,
             "lines_read": len(reading.lines),
         }
