@@ -604,6 +604,43 @@ def test_numbers_read_unsure_are_read_again_at_other_thresholds_and_the_surest_k
     assert all(v.confidence >= p.confidence for v, p in zip(views, plain, strict=True))
 
 
+def test_auto_reads_the_other_threshold_views_whole_only(reader, mnist, monkeypatch):
+    from digitread.data.strips import StripConfig, compose_strip
+    from digitread.inference import reader as reader_module
+
+    # Strips with pen underlines, where some views' whole readings are very unsure: the digit-by-digit
+    # fallback may be consulted for the image as binarised first, never in the other views.
+    rng = np.random.default_rng(43)
+    cfg = StripConfig(min_digits=1, max_digits=4, underline=1.0, words=0)
+    images = [compose_strip(mnist.test.images, mnist.test.labels, rng, cfg)[0] for _ in range(60)]
+    consulted = {}  # threshold scale -> lines read digit by digit at it
+    real_read_again, real_read_segmented = DigitReader._read_again, DigitReader._read_segmented
+    scale = [1.0]
+
+    def spy_read_again(self, images, names, keys, threshold_scale, *args):
+        scale[0] = threshold_scale
+        try:
+            return real_read_again(self, images, names, keys, threshold_scale, *args)
+        finally:
+            scale[0] = 1.0
+
+    def spy_read_segmented(self, keys, found):
+        consulted[scale[0]] = consulted.get(scale[0], 0) + len(keys)
+        return real_read_segmented(self, keys, found)
+
+    monkeypatch.setattr(DigitReader, "_read_again", spy_read_again)
+    monkeypatch.setattr(DigitReader, "_read_segmented", spy_read_segmented)
+    assert reader_module.VIEW_FALLBACK == 0
+    reader.read_many(images)
+    assert set(consulted) >= set(reader_module.VIEW_SCALES), consulted  # every view was read
+    assert all(consulted[s] == 0 for s in reader_module.VIEW_SCALES), consulted
+    # With VIEW_FALLBACK the views consult it too, as the first reading does (the test can fail).
+    consulted.clear()
+    monkeypatch.setattr(reader_module, "VIEW_FALLBACK", 1)
+    reader.read_many(images)
+    assert sum(consulted[s] for s in reader_module.VIEW_SCALES) > 0, consulted
+
+
 def _script_numbers_with_ones(count: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
     """Numbers in OpenCV's Hershey script, each with a 1 after its first digit: that 1 begins with an
     up-stroke from the baseline, glued to its foot."""

@@ -42,6 +42,13 @@ FAINT_LOOK_SURE = 0.5
 # threshold, and the surest reading wins when it is surer by VIEW_MARGIN (``_look_at_other_thresholds``).
 VIEW_SCALES = (0.6, 0.8, 1.25)
 VIEW_MARGIN = 0.1
+# Whether auto's digit-by-digit fallback (FALLBACK_BELOW) is consulted in those other views too. It is
+# not: where a threshold lets the paper's pattern into the ink, the sequence models find nearly nothing
+# and the digit-by-digit path can read the blobs surely (a cheque's guilloche at 0.6 times Otsu's
+# threshold read "8888" at 0.6), and each view is one more chance for such a reading to win.
+# Validation (bench/validation.py): strips 86.0 -> 86.5%, underlined strips 77.0 -> 77.5%, the other
+# sets unchanged; 1 consults it (docs/reading.md).
+VIEW_FALLBACK = 0
 # A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
 # (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
 PEN_POINT = 1
@@ -168,14 +175,19 @@ class DigitReader:
         return readings
 
     def _read_again(
-        self, images: list[ImageInput], names: list[str | None], keys: list[int], threshold_scale: float
+        self,
+        images: list[ImageInput],
+        names: list[str | None],
+        keys: list[int],
+        threshold_scale: float,
+        fallback: bool = True,
     ) -> list[Reading]:
         """The images ``keys`` names, loaded again and read binarised at ``threshold_scale`` times Otsu's
         threshold, in one batch. Images are loaded again rather than kept: they can be large."""
         if not keys:
             return []
         found = [find_lines(load_image(images[k], names[k]), threshold_scale=threshold_scale) for k in keys]
-        return self._read_found(found, [names[k] for k in keys])
+        return self._read_found(found, [names[k] for k in keys], fallback)
 
     def _look_at_other_thresholds(
         self, images: list[ImageInput], names: list[str | None], readings: list[Reading]
@@ -187,20 +199,25 @@ class DigitReader:
         breaks a pale number's thin strokes (a 3 read 2, half a 0 read 6); pale paper lowers it and
         glues strokes and marks into the digits. The calibrated confidence tells the views apart. A
         reading at 1 - VIEW_MARGIN or surer could never be beaten, so it is not read again; an unsure
-        one costs a reading per view, all the unsure images in one batch a view.
+        one costs a reading per view, all the unsure images in one batch a view. In auto mode a view's
+        lines are read whole only, unless VIEW_FALLBACK.
         """
         unsure = [k for k, r in enumerate(readings) if r.text and r.confidence + VIEW_MARGIN < 1.0]
         surest = {k: readings[k] for k in unsure}
         for scale in VIEW_SCALES if unsure else ():
-            for k, reading in zip(unsure, self._read_again(images, names, unsure, scale), strict=True):
+            views = self._read_again(images, names, unsure, scale, bool(VIEW_FALLBACK))
+            for k, reading in zip(unsure, views, strict=True):
                 if reading.text and reading.confidence > surest[k].confidence:
                     surest[k] = reading
         for k, reading in surest.items():
             if reading.confidence > readings[k].confidence + VIEW_MARGIN:
                 readings[k] = reading
 
-    def _read_found(self, found: list[tuple[Prepared, list[Line]]], names: list[str | None]) -> list[Reading]:
-        """Readings of prepared images and their lines (``layout.find_lines``)."""
+    def _read_found(
+        self, found: list[tuple[Prepared, list[Line]]], names: list[str | None], fallback: bool = True
+    ) -> list[Reading]:
+        """Readings of prepared images and their lines (``layout.find_lines``); ``fallback`` False: auto
+        keeps the whole-line readings, however unsure."""
         wholes = self._read_whole(found) if self.mode != "segment" else {}
         # The digit-by-digit reading, only for the lines that need it: in auto mode, those whose whole
         # reading is unsure (all that _choose_reading would consult it for).
@@ -209,7 +226,8 @@ class DigitReader:
                 (i, j)
                 for i, (_, lines) in enumerate(found)
                 for j in range(len(lines))
-                if self.mode == "segment" or (self.mode == "auto" and wholes[i, j].confidence < FALLBACK_BELOW)
+                if self.mode == "segment"
+                or (self.mode == "auto" and fallback and wholes[i, j].confidence < FALLBACK_BELOW)
             ],
             found,
         )
