@@ -498,7 +498,7 @@ def _choose_reading(segmented: LineReading | None, whole: LineReading | None) ->
     FALLBACK_BELOW) and the digit-by-digit reading is surer. When the two disagree the digit-by-digit
     reading is wrong more often than its confidence says, so "the surer of the two" trusted it too
     much. On the validation sets (bench/validation.py) 0.1 read 3 more of 1,700 than 0.2; 0.02 reads
-    as 0.1 does, and keeps noise from being read (FALLBACK_BELOW). The fallback stays for lines the
+    as 0.1 does, and reads far less of noise (FALLBACK_BELOW). The fallback stays for lines the
     whole reading is nearly sure it got wrong, writing the sequence models never saw (docs/reading.md)."""
     if whole is None or segmented is None:
         return whole or segmented  # type: ignore[return-value]
