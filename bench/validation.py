@@ -5,7 +5,8 @@
     python bench/validation.py --config "" --config sequence=runs/my_ensemble --real
 
 Each --config (comma-separated ``module.CONSTANT=value`` of ``digitread.inference``, and
-``sequence=DIR`` for another sequence model or ensemble than the shipped one; a tuple constant takes
+``sequence=DIR`` for another sequence model or ensemble than the shipped one, ``model=DIR`` for another
+digit classifier; a tuple constant takes
 its values joined by ':', ``reader.VIEW_SCALES=0.75:1.3``) is one line of JSON:
 the share of each set read exactly, and how many readings differ from the first config's. A change to
 the reader is chosen on the validation sets, made from MNIST *validation* digits that no model trained
@@ -106,17 +107,17 @@ def real_sets() -> dict[str, tuple[list, list[str], bool]]:
 _DEFAULTS: dict[tuple[object, str], object] = {}  # (module, constant) -> its value before any config
 
 
-def apply(config: str) -> str | None:
+def apply(config: str) -> tuple[str | None, str | None]:
     """Set ``module.CONSTANT=value`` pairs (comma-separated) on ``digitread.inference`` modules, every
-    constant an earlier config set back to its default first; returns the config's ``sequence=DIR``
-    (None: the shipped sequence model)."""
+    constant an earlier config set back to its default first; returns the config's ``model=DIR`` and
+    ``sequence=DIR`` (None: the shipped model)."""
     for (module, constant), value in _DEFAULTS.items():
         setattr(module, constant, value)
-    sequence = None
+    models: dict[str, str | None] = {"model": None, "sequence": None}
     for pair in filter(None, config.split(",")):
         name, _, value = pair.partition("=")
-        if name.strip() == "sequence":
-            sequence = value.strip()
+        if name.strip() in models:
+            models[name.strip()] = value.strip()
             continue
         module_name, _, constant = name.strip().rpartition(".")
         module = importlib.import_module(f"digitread.inference.{module_name}")
@@ -125,7 +126,7 @@ def apply(config: str) -> str | None:
         default = _DEFAULTS.setdefault((module, constant), getattr(module, constant))
         kind = type(default)
         setattr(module, constant, tuple(map(float, value.split(":"))) if kind is tuple else kind(float(value)))
-    return sequence
+    return models["model"], models["sequence"]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -137,14 +138,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sets = validation_sets(args.scale) | (real_sets() if args.real else {})
     first: dict[str, list[str]] = {}
     results = []
-    loaded: dict[str | None, dict[bool, DigitReader]] = {}  # sequence model -> readers, loaded once
+    loaded: dict[tuple[str | None, str | None], dict[bool, DigitReader]] = {}  # models -> readers, loaded once
     for config in args.config or [""]:
-        sequence = apply(config)
-        if sequence not in loaded:
-            loaded[sequence] = {
-                one: DigitReader.from_pretrained(sequence_path=sequence, one_number=one) for one in (False, True)
+        models = apply(config)
+        if models not in loaded:
+            loaded[models] = {
+                one: DigitReader.from_pretrained(models[0], sequence_path=models[1], one_number=one)
+                for one in (False, True)
             }
-        readers = loaded[sequence]
+        readers = loaded[models]
         row: dict = {"config": config}
         for name, (images, expected, one) in sets.items():
             texts = [r.text for r in readers[one].read_many(images)]

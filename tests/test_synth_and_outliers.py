@@ -35,6 +35,16 @@ def test_outliers_are_normalised_fields_of_fragments_and_pairs():
     assert np.array_equal(out, make_outliers(images, 40, seed=0))
 
 
+def test_outliers_may_be_drawn_crosses_and_ticks_without_changing_the_others():
+    images, _ = _digits()
+    marks = make_outliers(images, 40, seed=0, marks=1.0)
+    assert marks.shape == (40, 28, 28) and (marks.reshape(40, -1).max(1) > 0).all()
+    assert np.array_equal(marks, make_outliers(images, 40, seed=0, marks=1.0))
+    assert not np.array_equal(marks, make_outliers(images, 40, seed=0))
+    # No marks asked for, no extra random draw: runs made before marks existed are made again alike.
+    assert np.array_equal(make_outliers(images, 40, seed=0, marks=0.0), make_outliers(images, 40, seed=0))
+
+
 def test_pen_digits_are_seeded_labelled_fields_that_a_digit_model_reads():
     from digitread.data.pen_digits import STYLES, make_pen_digits
     from digitread.inference.predictor import DigitClassifier

@@ -97,7 +97,15 @@ def test_a_diverging_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(ti
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(optimizer="adagrad"), dict(schedule="linear"), dict(epochs=0), dict(lr=-1.0), dict(precision="fp8")],
+    [
+        dict(optimizer="adagrad"),
+        dict(schedule="linear"),
+        dict(epochs=0),
+        dict(lr=-1.0),
+        dict(precision="fp8"),
+        dict(outlier_letters=1.5),
+        dict(outlier_marks=-0.1),
+    ],
 )
 def test_impossible_settings_fail_before_training(bad):
     with pytest.raises(ConfigError):

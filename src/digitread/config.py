@@ -110,6 +110,10 @@ class TrainConfig:
     outlier_letters: float = field(
         default=0.0, metadata={"help": "share of those outliers that are drawn letters rather than fragments"}
     )
+    outlier_marks: float = field(
+        default=0.0,
+        metadata={"help": "share of the outliers that are drawn crosses and ticks (a register's row marks)"},
+    )
     strips_per_epoch: int = field(
         default=20000, metadata={"help": "strings task: synthetic strips drawn per epoch (made on the fly)"}
     )

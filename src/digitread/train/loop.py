@@ -140,7 +140,9 @@ def fit(
     x_outliers = None
     if tc.outliers > 0:
         # A quarter-batch of fragments and pairs of training digits rides along with every batch.
-        outliers = make_outliers(data.train.images, 20000, seed=tc.seed, letters=tc.outlier_letters)
+        outliers = make_outliers(
+            data.train.images, 20000, seed=tc.seed, letters=tc.outlier_letters, marks=tc.outlier_marks
+        )
         x_outliers = images_to_tensor(outliers).to(dev)
     # The compiled module shares the model's parameters; only the training forward pass goes through it.
     forward = model

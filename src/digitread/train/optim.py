@@ -94,3 +94,5 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"workers cannot be negative, got {cfg.workers}")
     if not 0 <= cfg.outlier_letters <= 1:
         raise ConfigError(f"outlier letters is a share in [0, 1], got {cfg.outlier_letters}")
+    if not 0 <= cfg.outlier_marks <= 1:
+        raise ConfigError(f"outlier marks is a share in [0, 1], got {cfg.outlier_marks}")
