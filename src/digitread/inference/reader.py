@@ -53,6 +53,13 @@ VIEW_MARGIN = 0.1
 # Validation (bench/validation.py): strips 86.0 -> 86.5%, underlined strips 77.0 -> 77.5%, the other
 # sets unchanged; 1 consults it (docs/reading.md).
 VIEW_FALLBACK = 0
+# Whether an image read empty even at the contrast floor (FAINT_LOOK_SURE) is read in those views too,
+# when its first look found some ink, and no more than VIEW_EMPTY_PIECES pieces of it (a field whose
+# faint writing one threshold lost, not clutter: grain and texture give hundreds, and reading them
+# three more times would cost seconds); a view's reading of it is kept from FAINT_LOOK_SURE up, as the
+# second look's is.
+VIEW_EMPTY = 1
+VIEW_EMPTY_PIECES = 50
 # A dot the segmentation found is a decimal point in the whole-line reading too when it looks like one
 # (round, filled, pen-sized); 0 leaves the points to the sequence model alone.
 PEN_POINT = 1
@@ -163,9 +170,10 @@ class DigitReader:
         more over the images read empty, which are loaded again for a second look (``faint_look``)."""
         images = list(images)  # each is read twice when nothing is found in it the first time
         names = list(names) if names is not None else [None] * len(images)
-        readings = self._read_found(
-            [find_lines(load_image(image, name)) for image, name in zip(images, names, strict=True)], names
-        )
+        found = [find_lines(load_image(image, name)) for image, name in zip(images, names, strict=True)]
+        pieces = [sum(len(line.pieces) for line in lines) for _, lines in found]
+        readings = self._read_found(found, names)
+        del found  # images can be large; the looks below load them again
         # An image where nothing was read is looked at again, binarised at the contrast floor instead of
         # Otsu's threshold: pale writing beside bolder ink (a faint row number beside a clerk's bold
         # notes) falls under the threshold the bold ink sets. Paper texture and clutter also come
@@ -175,7 +183,7 @@ class DigitReader:
             if reading.text and reading.confidence >= FAINT_LOOK_SURE:
                 readings[k] = reading
         if self.threshold_views:
-            self._look_at_other_thresholds(images, names, readings)
+            self._look_at_other_thresholds(images, names, readings, pieces)
         return readings
 
     def _read_again(
@@ -194,10 +202,12 @@ class DigitReader:
         return self._read_found(found, [names[k] for k in keys], fallback)
 
     def _look_at_other_thresholds(
-        self, images: list[ImageInput], names: list[str | None], readings: list[Reading]
+        self, images: list[ImageInput], names: list[str | None], readings: list[Reading], pieces: list[int]
     ) -> None:
         """Read the images read with text but unsure again, binarised at each of VIEW_SCALES times Otsu's
-        threshold, and put the surest reading in ``readings`` where it is surer by VIEW_MARGIN.
+        threshold, and put the surest reading in ``readings`` where it is surer by VIEW_MARGIN; likewise
+        the images read empty whose first look found a few pieces (``pieces``, VIEW_EMPTY), where the
+        surest reading is kept from FAINT_LOOK_SURE up.
 
         One threshold for a whole image can be wrong for its number: bold ink elsewhere raises it and
         breaks a pale number's thin strokes (a 3 read 2, half a 0 read 6); pale paper lowers it and
@@ -206,7 +216,12 @@ class DigitReader:
         one costs a reading per view, all the unsure images in one batch a view. In auto mode a view's
         lines are read whole only, unless VIEW_FALLBACK.
         """
-        unsure = [k for k, r in enumerate(readings) if r.text and r.confidence + VIEW_MARGIN < 1.0]
+        unsure = [
+            k
+            for k, r in enumerate(readings)
+            if (r.text and r.confidence + VIEW_MARGIN < 1.0)
+            or (not r.text and VIEW_EMPTY and 0 < pieces[k] <= VIEW_EMPTY_PIECES)
+        ]
         surest = {k: readings[k] for k in unsure}
         for scale in VIEW_SCALES if unsure else ():
             views = self._read_again(images, names, unsure, scale, bool(VIEW_FALLBACK))
@@ -214,7 +229,8 @@ class DigitReader:
                 if reading.text and reading.confidence > surest[k].confidence:
                     surest[k] = reading
         for k, reading in surest.items():
-            if reading.confidence > readings[k].confidence + VIEW_MARGIN:
+            bar = readings[k].confidence + VIEW_MARGIN if readings[k].text else FAINT_LOOK_SURE
+            if reading.text and reading.confidence > bar:
                 readings[k] = reading
 
     def _read_found(
