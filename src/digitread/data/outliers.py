@@ -80,7 +80,6 @@ def draw_mark(rng: np.random.Generator) -> np.ndarray:
     in the shipped model: docs/reading.md)."""
     canvas = np.zeros((96, 96), np.uint8)
     kind = ("+", "x", "v")[int(rng.integers(3))]
-    angle = {"+": 0.0, "x": np.pi / 4, "v": 0.0}[kind] + rng.uniform(-0.35, 0.35)
     stroke = int(rng.integers(2, 8))
     if kind == "v":  # a short stroke down to the right, then a long one up
         low = np.array([44.0, 64.0])
@@ -88,6 +87,7 @@ def draw_mark(rng: np.random.Generator) -> np.ndarray:
         strokes = [(a, low), (low, b)]
     else:
         centre = np.array([48.0, 48.0]) + rng.uniform(-4, 4, 2)
+        angle = (np.pi / 4 if kind == "x" else 0.0) + rng.uniform(-0.35, 0.35)  # turned a little
         strokes = []
         for turn in (0.0, np.pi / 2):
             d = np.array([np.cos(angle + turn), np.sin(angle + turn)])

@@ -53,7 +53,7 @@ VIEW_MARGIN = 0.1
 # Validation (bench/validation.py): strips 86.0 -> 86.5%, underlined strips 77.0 -> 77.5%, the other
 # sets unchanged; 1 consults it (docs/reading.md).
 VIEW_FALLBACK = 0
-# Whether an image read empty even at the contrast floor (FAINT_LOOK_SURE) is read in those views too,
+# Whether an image read empty even by the second look (at the contrast floor) is read in those views too,
 # when its first look found some ink, and no more than VIEW_EMPTY_PIECES pieces of it (a field whose
 # faint writing one threshold lost, not clutter: grain and texture give hundreds, and reading them
 # three more times would cost seconds); a view's reading of it is kept from FAINT_LOOK_SURE up, as the
