@@ -10,7 +10,7 @@ Every accuracy is given for each reading mode side by side (segment: digit by di
 line whole; auto: per line, the surer of the two), measured in one run.
 
 Generated photos are composed from MNIST *test* digits (data/synth.py, seeded); generated strips of
-touching digits likewise (data/strips.py). The real scans in
+touching digits and of numbers with thousands separators likewise (data/strips.py). The real scans in
 ../shared/data/realdev are only measured: never trained, fitted or calibrated on, and no picture made
 from them is committed (the failure pictures go to a folder git ignores; the confidence picture draws
 only figures).
@@ -238,22 +238,41 @@ def bench_clutter_speed(reader: DigitReader, repeats: int = 5) -> dict:
     return out
 
 
+# Numbers with thousands separators, half of them commas written as a pen writes them (down below the
+# line), and a comma or ',-' after half of them (``StripConfig.pen_commas``).
+COMMA_STRIPS = StripConfig(
+    min_digits=4, max_digits=7, separators=1.0, pen_commas=1.0, trailing=0.5, trailing_marks=(",", ",-"),
+    underline=0, words=0,
+)  # fmt: skip
+
+
+def bench_strips(readers: dict[str, DigitReader], data: MnistData, cfg: StripConfig, seed: int, count: int) -> dict:
+    """Generated strips of MNIST test digits (``cfg``, seeded): the digits read exactly by each mode on
+    the same images."""
+    rng = np.random.default_rng(seed)
+    samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
+    result = {"images": count, "digits_per_image": f"{cfg.min_digits}-{cfg.max_digits}"}
+    for mode, reader in readers.items():
+        readings = reader.read_many([image for image, _ in samples])
+        result[mode] = score_readings([digits_only(r.text) for r in readings], [label for _, label in samples])
+    return result
+
+
+def bench_commas(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
+    """Numbers of 4-7 digits with thousands separators (``COMMA_STRIPS``), half of them pen commas."""
+    return bench_strips(readers, data, COMMA_STRIPS, 2031, count)
+
+
 def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
-    """Generated strips (MNIST test digits) in which every digit is pushed against the one before, a
-    third of the gaps joined by a pen stroke: exact-string accuracy of each mode on the same images."""
-    rng = np.random.default_rng(2027)
+    """Strips in which every digit is pushed against the one before, a third of the gaps joined by a
+    pen stroke."""
     # The marks after the number are pinned to those of the first measurement, and underlines left out,
     # so the set stays the same when training strips gain new kinds of marks.
     marks = (",", "-", "=", "/-", ",-", ".-", "--", "~")
     cfg = StripConfig(
         min_digits=3, max_digits=7, touching=1.0, ligature=0.3, words=0, trailing_marks=marks, underline=0
     )
-    samples = [compose_strip(data.test.images, data.test.labels, rng, cfg) for _ in range(count)]
-    result = {"images": count, "digits_per_image": "3-7"}
-    for mode, reader in readers.items():
-        readings = reader.read_many([image for image, _ in samples])
-        result[mode] = score_readings([digits_only(r.text) for r in readings], [label for _, label in samples])
-    return result
+    return bench_strips(readers, data, cfg, 2027, count)
 
 
 def bench_sequence_speed(sequence: SequenceReader, data: MnistData, count: int = 256, repeats: int = 5) -> dict:
@@ -316,6 +335,7 @@ def main() -> int:
         "sequence_model": args.sequence_model or "sequence",
         "synthetic": synthetic,
         "touching_strips": bench_touching(fields, data),
+        "comma_strips": bench_commas(fields, data),
         "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},

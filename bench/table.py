@@ -112,6 +112,12 @@ def reading_table(r: dict) -> None:
         f"| generated strips, every digit touching (`data/strips.py`) | {t['images']} | "
         f"{_cell(t['auto'])} | {_cell(t['segment'])} | {_cell(t['sequence'])} |"
     )
+    c = r.get("comma_strips")
+    if c:
+        print(
+            f"| generated numbers with thousands separators, half pen commas (`data/strips.py`) | {c['images']} | "
+            f"{_cell(c['auto'])} | {_cell(c['segment'])} | {_cell(c['sequence'])} |"
+        )
     f = r.get("faint_numbers")
     if f:  # auto only; the reading without the second look is printed after the table
         print(

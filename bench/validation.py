@@ -17,7 +17,9 @@ on and that the benchmark's test digits never meet:
 - ``underlined``: 400 strips of 1-4 digits, every one with a pen underline (seed 41);
 - ``pale``: 300 pale numbers beside bold writing, one number per image (``bench/reading.py``, seed 51);
 - ``fields``: 400 fields cropped from a column of numbers, the rows above and below cut into at the
-  crop's edges, one number per image (``column_fields``, seed 61).
+  crop's edges, one number per image (``column_fields``, seed 61);
+- ``commas``: 400 strips of 4-7 digits with thousands separators, half of them pen commas that reach
+  below the line, and a comma or ',-' after half of them (``COMMA_STRIPS``, seed 71).
 
 ``--real`` adds the real scans in ../shared/data/realdev, one number per image: measured, never chosen on.
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reading import faint_numbers, realdev_rows  # noqa: E402
+from reading import COMMA_STRIPS, faint_numbers, realdev_rows  # noqa: E402
 
 from digitread.data.mnist import load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
@@ -94,6 +96,7 @@ def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool
         "underlined": strips(n(400), 41, StripConfig(min_digits=1, max_digits=4, underline=1.0, words=0)),
         "pale": faint_numbers(val.images, val.labels, n(300), seed=51),
         "fields": column_fields(val.images, val.labels, n(400), seed=61),
+        "commas": strips(n(400), 71, COMMA_STRIPS),
     }
     one_number = ("pale", "fields")
     return {name: ([im for im, _ in s], [t for _, t in s], name in one_number) for name, s in sets.items()}

@@ -723,3 +723,76 @@ def test_train_draws_touching_digits_as_often_as_asked_and_refuses_a_chance_outs
     digits = ["train", "--recipe", "fast", "--out", str(tmp_path / "digits"), "--data-dir", str(mnist_path)]
     assert main([*digits, "--touching-strips", "0.6"]) != 0
     assert "--task strings" in capsys.readouterr().err
+
+
+def _comma_line(comma: str):
+    """The mask of '67', a mark, then '70' (digits about 42 px tall, feet at 100)."""
+    import cv2
+
+    mask = np.zeros((170, 420), np.uint8)
+    cv2.putText(mask, "67", (40, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 4)
+    cv2.putText(mask, "70", (230, 100), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 255, 4)
+    if comma == "pen comma":  # from under the digits' middle down well below the line, as pens write it
+        cv2.line(mask, (200, 82), (190, 122), 255, 4)
+    elif comma == "1 on the line":  # a short 1, standing on the line like the digits beside it
+        cv2.line(mask, (200, 70), (195, 100), 255, 4)
+    else:  # a 9 whose stem runs below the line: it begins at the digits' top
+        cv2.circle(mask, (200, 70), 12, 255, 4)
+        cv2.line(mask, (211, 72), (206, 125), 255, 4)
+    return mask
+
+
+@pytest.mark.parametrize("mark", ["pen comma", "1 on the line", "9 with a long stem"])
+def test_a_pen_comma_reaching_below_the_line_is_a_mark_but_digits_are_not(mark, monkeypatch):
+    from digitread.inference import segment as segment_module
+
+    def middle_kind() -> str:
+        [piece] = [p for p in _pieces(_comma_line(mark)) if 185 <= p.x <= 200]
+        return piece.kind
+
+    assert middle_kind() == ("comma" if mark == "pen comma" else "digit")
+    monkeypatch.setattr(segment_module, "COMMA_DROP", 0.0)
+    assert middle_kind() == "digit"
+
+
+def test_a_digit_read_on_a_mark_is_dropped_but_one_read_just_before_its_digit_is_not(monkeypatch):
+    from digitread.inference import reader as reader_module
+    from digitread.inference.segment import Line, Piece
+    from digitread.inference.sequence import StripReading
+
+    def piece(x: int, w: int, kind: str = "digit") -> Piece:
+        return Piece(
+            x, 10, w, 40 if kind == "digit" else 10, np.full((40 if kind == "digit" else 10, w), 255, np.uint8), kind
+        )
+
+    # "30,000" as pieces: the 3, the 0, a pen's comma, three zeros.
+    pieces = [piece(0, 25), piece(30, 25), piece(60, 6, "comma"), piece(75, 25), piece(105, 25), piece(135, 25)]
+    line = Line(pieces, 40.0)
+    text, centres = "3010000", [5, 35, 58, 73, 80, 110, 140]  # the 1 spiked just before the comma
+    probs = [np.eye(10)[int(c)] for c in text]
+    result = StripReading(text, 0.5, [(0, 1)] * len(text), probs)
+    kept, kept_centres = reader_module._off_the_marks(result, centres, line)
+    # The 0 spiked 2 px before its piece, beside the comma: the next piece within the lead is the 0's.
+    assert kept.text == "300000" and kept_centres == [5, 35, 73, 80, 110, 140]
+    monkeypatch.setattr(reader_module, "MARKS_NOT_DIGITS", 0)
+    assert reader_module._off_the_marks(result, centres, line)[0].text == text
+    # A dot is not judged so: it may be a broken stroke of the digit the spike read.
+    monkeypatch.setattr(reader_module, "MARKS_NOT_DIGITS", 1)
+    pieces[2].kind = "dot"
+    assert reader_module._off_the_marks(result, centres, line)[0].text == text
+
+
+def test_pen_commas_reach_below_the_line(mnist):
+    from digitread.data.strips import _pen_comma, compose_strip
+
+    for seed in range(20):
+        mark, above = _pen_comma(40, 3, np.random.default_rng(seed))
+        below = mark.shape[0] - above
+        assert 0.15 * 40 <= above <= 0.5 * 40 + 4 and below >= 0.15 * 40
+    # Thousands commas in a strip, drawn from the same stream: the same digits, the commas drawn apart.
+    images, labels = mnist.val.images, mnist.val.labels
+    plain = StripConfig(min_digits=7, separators=1.0, trailing=0)
+    pen = StripConfig(min_digits=7, separators=1.0, trailing=0, pen_commas=1.0)
+    for seed in range(6):
+        a, b = (compose_strip(images, labels, np.random.default_rng(seed), cfg) for cfg in (plain, pen))
+        assert a[1] == b[1]

@@ -43,6 +43,9 @@ class StripConfig:
     elastic: float = 0.5  # share of digits warped by a smooth random displacement field
     words: float = 0.08  # chance that the strip holds letters instead of digits: the model must read nothing
     separators: float = 0.35  # chance of thousands dots or commas
+    # Chance that a comma is written as a pen writes one: a stroke from about the digits' middle down
+    # below the line (a digit's height or more in all, so the reader must not take it for a 1).
+    pen_commas: float = 0.0
     decimal_point: float = 0.0  # chance of one point between two digits (for models with a point class)
     points: bool = False  # label the dots and commas between digits as '.' (models with a point class)
     trailing: float = 0.35  # chance of one of trailing_marks after the number
@@ -120,12 +123,44 @@ def _separator(kind: str, h: int, stroke: int, arm: float = 0.25) -> np.ndarray:
     return canvas[:, : width + 2]
 
 
+def _pen_comma(height: int, stroke: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """A comma as handwriting has it: a stroke bowing right, from 0.15-0.5 of the digits' height above
+    the line to 0.15-0.45 below it, leaning left, often begun with a blob. Returns the mark and its
+    top's height above the line."""
+    above, below = int(height * rng.uniform(0.15, 0.5)), int(height * rng.uniform(0.15, 0.45))
+    lean, bow = height * rng.uniform(0.05, 0.3), height * rng.uniform(0.0, 0.12)
+    r = max(1, stroke)
+    w = int(lean + bow) + 2 * r + 4
+    canvas = np.zeros((above + below + 2 * r + 2, w), np.uint8)
+    t = np.linspace(0, 1, 16)[:, None]
+    top, foot = np.array([lean + r + 1, r + 1]), np.array([r + 1, above + below + r])
+    control = (top + foot) / 2 + [bow, 0]
+    curve = (1 - t) ** 2 * top + 2 * t * (1 - t) * control + t**2 * foot
+    cv2.polylines(canvas, [curve.astype(np.int32)], False, 255, stroke)
+    if rng.random() < 0.5:
+        cv2.circle(canvas, tuple(int(v) for v in top), r, 255, -1)
+    return canvas, above + r + 1
+
+
 def _mark_after(
-    canvas: np.ndarray, kind: str, x: int, baseline: int, height: int, stroke: int, rng: np.random.Generator
+    canvas: np.ndarray,
+    kind: str,
+    x: int,
+    baseline: int,
+    height: int,
+    stroke: int,
+    rng: np.random.Generator,
+    pen_commas: float = 0.0,
 ) -> int:
     """Draw the mark ``kind`` just after column ``x`` (a separator or a trailing mark); returns the column
     after it. A cross or a plus is a register's row mark: small, often well apart, anywhere from
     mid-height down; the rest sit close, at about the digits' height."""
+    # Drawn only when asked for, so sets made without pen commas keep their random draws.
+    if kind == "," and pen_commas and rng.random() < pen_commas:
+        x += int(height * rng.uniform(0.02, 0.2))
+        mark, above = _pen_comma(height, stroke, rng)
+        place(canvas, mark, x, baseline - above)
+        return x + mark.shape[1]
     if kind in CROSSES:
         x += int(height * rng.uniform(0.05, 0.9))
         mark = _separator(kind, height, stroke, arm=rng.uniform(0.15, 0.3))
@@ -285,7 +320,7 @@ def compose_strip(
         place(canvas, glyph, x, y)
         x += glyph.shape[1]
         for kind in marks_after.get(k, []):
-            x = _mark_after(canvas, kind, x, baseline, height, stroke, rng)
+            x = _mark_after(canvas, kind, x, baseline, height, stroke, rng, cfg.pen_commas)
         if k + 1 < n:
             x = max(1, x + int(height * rng.uniform(*cfg.spacing)))
     # Drawn only when asked for, so sets made with underline=0 keep their random draws (benchmarks).

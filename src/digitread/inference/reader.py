@@ -28,7 +28,7 @@ from digitread.inference.normalize import fit_digit, saturate_ink, thicken_strok
 from digitread.inference.predictor import DigitClassifier
 from digitread.inference.preprocess import Prepared
 from digitread.inference.results import DigitReading, LineReading, Reading
-from digitread.inference.segment import Line, Piece, split_candidates, without_underline
+from digitread.inference.segment import DOTS, Line, Piece, split_candidates, without_underline
 from digitread.inference.sequence import SequenceReader, StripReading
 from digitread.inference.strip import Strip, boxes_from_alignment, line_strip
 
@@ -68,6 +68,11 @@ PEN_POINT = 1
 # example tools' Hershey script, whose 1s read "35.19" for 3519 in 33 of 300 photos). The line's
 # confidence stays the model's, that of the string with the point. 0 keeps such points (docs/reading.md).
 DROP_LEAD_IN_POINTS = 1
+# A digit the sequence model read on a pen's comma (``segment._pen_commas``) is the comma read as a digit,
+# and dropped. A spike comes on its digit or a little before it: MARK_SPIKE_LEAD line heights before a
+# piece count as on it. 0 keeps such digits (docs/reading.md).
+MARKS_NOT_DIGITS = 1
+MARK_SPIKE_LEAD = 0.25
 # Digits under this many pixels tall (median of a line's, in the image as given) are not writing
 # anyone could read: specks of paper grain or what is left of a ruled line's ends. Chosen on validation
 # strips (4 read one fewer than 5 and 6; of those two, 5 loses less where validation digits are shrunk
@@ -411,6 +416,7 @@ class DigitReader:
         line's marks placed among them by position."""
         centres = [sum(strip.to_working(a, b)) / 2 for a, b in result.spans]
         result, centres = _end_at_last_digit(result, centres, line)
+        result, centres = _off_the_marks(result, centres, line)
         items: list[tuple[float, DigitReading | tuple[str, Piece]]] = []
         digits = [(ch, c, p) for ch, c, p in zip(result.text, centres, result.char_probs, strict=True) if ch != "."]
         boxes = boxes_from_alignment(line, [c for _, c, _ in digits]) if digits else []
@@ -440,7 +446,7 @@ class DigitReader:
                 items.append(((middles[before - 1] + middles[before]) / 2, ("point", _point_piece(centre, line))))
         # A model that reads points has seen the line's dots too: its word on which are points stands.
         if not self.sequence.reads_points:
-            items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind == "dot")
+            items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind in DOTS)
         elif PEN_POINT and result.text.count(".") == lead_ins:
             # A point the model missed (tucked under the next digit) when the segmentation found one pen
             # point, and only one: a number holds one decimal point. Placed by its left edge, which
@@ -448,7 +454,7 @@ class DigitReader:
             pens = [q for q in line.pieces if q.kind == "dot" and _pen_point(q, line)]
             if len(pens) == 1:
                 items.append((pens[0].x, ("dot", pens[0])))
-        items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind not in ("digit", "dot"))
+        items.extend((q.x + q.w / 2, (q.kind, q)) for q in line.pieces if q.kind != "digit" and q.kind not in DOTS)
         items.sort(key=lambda item: item[0])
         chars = _with_marks([it for _, it in items], line, prepared)
         # An empty reading keeps its probability: the model's word that the line holds no digits
@@ -470,7 +476,31 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
     ends = [p.x2 for p in line.pieces if p.kind == "digit"]
     if not ends:
         return result, centres
-    keep = [k for k, c in enumerate(centres) if c <= max(ends)]
+    return _keep(result, centres, [k for k, c in enumerate(centres) if c <= max(ends)])
+
+
+def _off_the_marks(result: StripReading, centres: list[float], line: Line) -> tuple[StripReading, list[float]]:
+    """The whole-line reading without the digits read on a pen's comma (MARKS_NOT_DIGITS): the sequence
+    models learned small, neat separators, and read a comma that reaches below the line as a 1 ("467,770"
+    read 4677170). A spike belongs to the piece it falls on, or else to the next piece within
+    MARK_SPIKE_LEAD line heights: a spike comes on what it reads or a little before it. Dots are not
+    judged so: a digit's broken stroke is a dot too, and its spike often falls there."""
+    if not MARKS_NOT_DIGITS or not any(p.kind == "comma" for p in line.pieces):
+        return result, centres
+    lead = MARK_SPIKE_LEAD * line.height
+
+    def read_on_a_comma(c: float) -> bool:
+        on = [p for p in line.pieces if p.x <= c < p.x2]
+        pieces = on or sorted((p for p in line.pieces if p.x - lead <= c < p.x), key=lambda p: p.x)[:1]
+        return bool(pieces) and all(p.kind == "comma" for p in pieces)
+
+    chars = enumerate(zip(result.text, centres, strict=True))
+    return _keep(result, centres, [k for k, (char, c) in chars if char == "." or not read_on_a_comma(c)])
+
+
+def _keep(result: StripReading, centres: list[float], keep: list[int]) -> tuple[StripReading, list[float]]:
+    """The reading's characters ``keep`` names (all of them when it names none or every one). The
+    confidence stays the model's: the dropped characters' share of it is not split off."""
     if not keep or len(keep) == len(centres):
         return result, centres
     reading = StripReading(
@@ -485,7 +515,7 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
 def _dot_near(centre: float, line: Line) -> Piece | None:
     """The segmentation's dot nearest column ``centre`` within 0.6 line heights (CTC's column sits a
     little before the point), or None."""
-    dots = [p for p in line.pieces if p.kind == "dot" and abs(p.x + p.w / 2 - centre) < 0.6 * line.height]
+    dots = [p for p in line.pieces if p.kind in DOTS and abs(p.x + p.w / 2 - centre) < 0.6 * line.height]
     return min(dots, key=lambda p: abs(p.x + p.w / 2 - centre)) if dots else None
 
 
@@ -588,7 +618,7 @@ def _with_marks(items: list, line: Line, prepared: Prepared) -> list[DigitReadin
         # A decimal point sits between two digits (one per gap): a point the sequence model read, or
         # a dot low, near the baseline.
         elif (
-            kind in ("point", "dot")
+            (kind == "point" or kind in DOTS)
             and first < i < last
             and out[-1].char.isdigit()
             and (kind == "point" or piece.cy > baseline - 0.35 * line.height)
