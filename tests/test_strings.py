@@ -702,7 +702,7 @@ def test_train_refuses_a_share_of_small_strips_outside_0_to_1(tmp_path, mnist_pa
     assert "--task strings" in capsys.readouterr().err
 
 
-def test_train_draws_touching_digits_as_often_as_asked_and_refuses_a_chance_outside_0_to_1(
+def test_train_draws_touching_digits_and_pen_commas_as_often_as_asked_and_refuses_a_chance_outside_0_to_1(
     tmp_path, mnist_path, capsys
 ):
     import json
@@ -716,13 +716,18 @@ def test_train_draws_touching_digits_as_often_as_asked_and_refuses_a_chance_outs
     assert main([*args, "--out", str(tmp_path / "bad"), "--touching-strips", "1.5", "--quiet"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--touching-strips" in err[0] and "0 to 1" in err[0]
-    assert main([*args, "--out", str(tmp_path / "run"), "--touching-strips", "0.9", "--quiet"]) == 0
+    assert main([*args, "--out", str(tmp_path / "bad"), "--pen-commas", "-0.1", "--quiet"]) != 0
+    assert "--pen-commas is a chance, from 0 to 1" in capsys.readouterr().err
+    run = [*args, "--out", str(tmp_path / "run"), "--touching-strips", "0.9", "--pen-commas", "0.5", "--quiet"]
+    assert main(run) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["strips"]["touching"] == 0.9 and config["train"]["data"]["touching_strips"] == 0.9
+    assert config["strips"]["pen_commas"] == 0.5 and config["train"]["data"]["pen_commas"] == 0.5
     capsys.readouterr()
     digits = ["train", "--recipe", "fast", "--out", str(tmp_path / "digits"), "--data-dir", str(mnist_path)]
-    assert main([*digits, "--touching-strips", "0.6"]) != 0
-    assert "--task strings" in capsys.readouterr().err
+    for option, value in (("--touching-strips", "0.6"), ("--pen-commas", "0.5")):
+        assert main([*digits, option, value]) != 0
+        assert "--task strings" in capsys.readouterr().err
 
 
 def _comma_line(comma: str):

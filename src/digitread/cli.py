@@ -100,6 +100,14 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
+# The strip options of `train` (DataConfig): what each is, and what it does to the strips.
+_STRIP_OPTIONS = (
+    ("small_strips", "a share of the strips", "shrinks"),
+    ("touching_strips", "a chance", "draws"),
+    ("pen_commas", "a chance", "draws"),
+)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from digitread.checkpoint import CONFIG_FILE, WEIGHTS_FILE
     from digitread.data.mnist import load_mnist
@@ -164,14 +172,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     for name in ("train_subset", "pen_digits"):
         if getattr(cfg.data, name) < 0:
             raise DigitreadError(f"{name.replace('_', ' ')} cannot be negative, got {getattr(cfg.data, name)}")
-    if not 0 <= cfg.data.small_strips <= 1:
-        raise DigitreadError(f"--small-strips is a share of the strips, from 0 to 1, got {cfg.data.small_strips}")
-    if cfg.data.small_strips and cfg.train.task != "strings":
-        raise DigitreadError("--small-strips shrinks number strips: it is for --task strings")
-    if not 0 <= cfg.data.touching_strips <= 1:
-        raise DigitreadError(f"--touching-strips is a chance, from 0 to 1, got {cfg.data.touching_strips}")
-    if cfg.data.touching_strips != DataConfig.touching_strips and cfg.train.task != "strings":
-        raise DigitreadError("--touching-strips draws number strips: it is for --task strings")
+    for name, what, does in _STRIP_OPTIONS:
+        value, flag = getattr(cfg.data, name), "--" + name.replace("_", "-")
+        if not 0 <= value <= 1:
+            raise DigitreadError(f"{flag} is {what}, from 0 to 1, got {value}")
+        if value != getattr(DataConfig, name) and cfg.train.task != "strings":
+            raise DigitreadError(f"{flag} {does} number strips: it is for --task strings")
     overrides = {} if cfg.train.dropout is None else {"dropout": cfg.train.dropout}
     seed_everything(cfg.train.seed)
     model = create_model(cfg.train.model, **overrides)  # before data loading, so an unknown name fails fast

@@ -40,6 +40,13 @@ class DataConfig:
             "before it (a thin 1 against the next digit, a point tucked under it); validation strips keep 0.3"
         },
     )
+    pen_commas: float = field(
+        default=0.0,
+        metadata={
+            "help": "strings task: chance that a training strip's comma is written as a pen writes one, from about "
+            "the digits' middle down below the line (StripConfig.pen_commas); validation strips keep 0"
+        },
+    )
 
 
 @dataclass

@@ -120,7 +120,9 @@ def fit_strings(
     logger.message(f"making {tc.val_strips} validation strips from the validation digits")
     val = make_strips(data.val.images, data.val.labels, tc.val_strips, seed=VAL_SEED + tc.seed, cfg=strips)
     # Validation keeps the plain strips, so every run's val_exact is measured on the same kind of strip.
-    train_strips = dataclasses.replace(strips, small=cfg.data.small_strips, touching=cfg.data.touching_strips)
+    train_strips = dataclasses.replace(
+        strips, small=cfg.data.small_strips, touching=cfg.data.touching_strips, pen_commas=cfg.data.pen_commas
+    )
 
     steps_per_epoch = tc.strips_per_epoch // tc.batch_size
     if tc.limit_batches:
