@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-# A thin piece (THIN_RULE times taller than wide) RULE_HEIGHT times taller than the writing is a rule.
 DOTS = ("dot", "comma")  # the marks that may be a decimal point or a thousands separator
+# A thin piece (THIN_RULE times taller than wide) RULE_HEIGHT times taller than the writing is a rule.
 THIN_RULE = 6
 RULE_HEIGHT = 1.8
 # ...and stood upright as scanned: leaning at most RULE_LEAN (sideways pixels per pixel of height).
