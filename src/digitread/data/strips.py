@@ -44,7 +44,7 @@ class StripConfig:
     words: float = 0.08  # chance that the strip holds letters instead of digits: the model must read nothing
     separators: float = 0.35  # chance of thousands dots or commas
     # Chance that a comma is written as a pen writes one: a stroke from about the digits' middle down
-    # below the line (a digit's height or more in all, so the reader must not take it for a 1).
+    # below the line, 0.3-0.95 of a digit's height in all (often tall enough to pass for a 1).
     pen_commas: float = 0.0
     decimal_point: float = 0.0  # chance of one point between two digits (for models with a point class)
     points: bool = False  # label the dots and commas between digits as '.' (models with a point class)

@@ -69,10 +69,10 @@ PEN_POINT = 1
 # confidence stays the model's, that of the string with the point. 0 keeps such points (docs/reading.md).
 DROP_LEAD_IN_POINTS = 1
 # A digit the sequence model read on a pen's comma (``segment._pen_commas``) is the comma read as a digit,
-# and dropped. A spike comes on its digit or a little before it: MARK_SPIKE_LEAD line heights before a
+# and dropped. A spike comes on its digit or a little before it: COMMA_SPIKE_LEAD line heights before a
 # piece count as on it. 0 keeps such digits (docs/reading.md).
-MARKS_NOT_DIGITS = 1
-MARK_SPIKE_LEAD = 0.25
+COMMAS_NOT_DIGITS = 1
+COMMA_SPIKE_LEAD = 0.25
 # Digits under this many pixels tall (median of a line's, in the image as given) are not writing
 # anyone could read: specks of paper grain or what is left of a ruled line's ends. Chosen on validation
 # strips (4 read one fewer than 5 and 6; of those two, 5 loses less where validation digits are shrunk
@@ -416,7 +416,7 @@ class DigitReader:
         line's marks placed among them by position."""
         centres = [sum(strip.to_working(a, b)) / 2 for a, b in result.spans]
         result, centres = _end_at_last_digit(result, centres, line)
-        result, centres = _off_the_marks(result, centres, line)
+        result, centres = _off_the_commas(result, centres, line)
         items: list[tuple[float, DigitReading | tuple[str, Piece]]] = []
         digits = [(ch, c, p) for ch, c, p in zip(result.text, centres, result.char_probs, strict=True) if ch != "."]
         boxes = boxes_from_alignment(line, [c for _, c, _ in digits]) if digits else []
@@ -479,15 +479,15 @@ def _end_at_last_digit(result: StripReading, centres: list[float], line: Line) -
     return _keep(result, centres, [k for k, c in enumerate(centres) if c <= max(ends)])
 
 
-def _off_the_marks(result: StripReading, centres: list[float], line: Line) -> tuple[StripReading, list[float]]:
-    """The whole-line reading without the digits read on a pen's comma (MARKS_NOT_DIGITS): the sequence
+def _off_the_commas(result: StripReading, centres: list[float], line: Line) -> tuple[StripReading, list[float]]:
+    """The whole-line reading without the digits read on a pen's comma (COMMAS_NOT_DIGITS): the sequence
     models learned small, neat separators, and read a comma that reaches below the line as a 1 ("467,770"
     read 4677170). A spike belongs to the piece it falls on, or else to the next piece within
-    MARK_SPIKE_LEAD line heights: a spike comes on what it reads or a little before it. Dots are not
+    COMMA_SPIKE_LEAD line heights: a spike comes on what it reads or a little before it. Dots are not
     judged so: a digit's broken stroke is a dot too, and its spike often falls there."""
-    if not MARKS_NOT_DIGITS or not any(p.kind == "comma" for p in line.pieces):
+    if not COMMAS_NOT_DIGITS or not any(p.kind == "comma" for p in line.pieces):
         return result, centres
-    lead = MARK_SPIKE_LEAD * line.height
+    lead = COMMA_SPIKE_LEAD * line.height
 
     def read_on_a_comma(c: float) -> bool:
         on = [p for p in line.pieces if p.x <= c < p.x2]

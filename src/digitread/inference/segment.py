@@ -357,8 +357,8 @@ def _raised_tail(pieces: list[Piece], line_height: float) -> None:
 
 # A digit-sized piece whose top is COMMA_TOP line heights or more below the digits' tops and whose foot
 # is COMMA_DROP line heights or more below their feet, and which is narrow and open, is a comma written
-# with a pen, not a digit. (Pieces under digit size are dots already; judging them so changed nothing on
-# the validation sets.)
+# with a pen, not a digit (COMMA_DROP = 0: no piece is). Pieces under digit size are dots already;
+# judging them so too changed nothing on the validation sets.
 COMMA_TOP = 0.45
 COMMA_DROP = 0.15
 
