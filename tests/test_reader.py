@@ -722,3 +722,70 @@ def test_a_script_ones_lead_in_stroke_is_not_read_as_a_decimal_point(reader, mon
     exact = [sum(r.text == t for r, t in zip(rs, texts, strict=True)) for rs in (kept, before)]
     assert exact[0] >= exact[1] + 4, exact  # 40 and 32 of 40 when this was written
     assert not any("." in r.text for r in kept)
+
+
+def _number_with_a_full_stop(number: str) -> np.ndarray:
+    """``number`` in a thick pen, then a full stop on the line after it."""
+    page = np.full((120, 60 + 45 * len(number)), 235, np.uint8)
+    cv2.putText(page, number, (20, 85), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 20, 5)
+    cv2.circle(page, (30 + 42 * len(number), 80), 5, 20, -1)
+    return page
+
+
+def test_a_full_stop_after_the_number_is_a_stop_but_a_small_last_digit_or_a_decimal_point_is_not():
+    from digitread.inference.segment import Line, Piece, without_trailing_stops
+
+    def piece(x, y, w, h, kind, loop=False):
+        mask = np.full((h, w), 255, np.uint8)
+        if loop:
+            mask[2:-2, 2:-2] = 0
+        return Piece(x, y, w, h, mask, kind)
+
+    digits = [piece(0, 10, 20, 30, "digit"), piece(25, 10, 20, 30, "digit")]  # feet on the line at 40
+
+    def view(*after):
+        return without_trailing_stops(Line([*digits, *after], 30))
+
+    # A round dot on the line, and a comma reaching below it (0.1 line heights or more): stops.
+    assert [p.x for p in view(piece(50, 33, 7, 7, "dot")).pieces] == [0, 25]
+    assert [p.x for p in view(piece(50, 30, 5, 14, "comma")).pieces] == [0, 25]
+    # A last digit written small stands on the line and is larger than a stop, or has a loop.
+    assert view(piece(50, 27, 8, 13, "dot")) is None
+    assert view(piece(50, 33, 7, 7, "dot", loop=True)) is None
+    # A point between digits, or a dash after them, is no stop.
+    assert without_trailing_stops(Line([digits[0], piece(21, 36, 3, 4, "dot"), digits[1]], 30)) is None
+    assert view(piece(50, 25, 12, 3, "dash")) is None
+
+
+def test_a_line_ending_in_a_full_stop_is_read_again_without_it_when_that_reads_otherwise_and_surer(monkeypatch):
+    import digitread.inference.reader as reader_module
+    from digitread.inference.sequence import StripReading
+
+    reader = DigitReader.from_pretrained(threshold_views=False)
+    image = _number_with_a_full_stop("741")
+    widths = []
+
+    def read(strips, with_stop=("746", 0.7), without=("741", 0.85)):
+        # The strip with the stop is the widest this image gives; the one without it is narrower.
+        readings = []
+        for strip in strips:
+            widths.append(strip.shape[1])
+            text, confidence = with_stop if strip.shape[1] == max(widths) else without
+            step = (strip.shape[1] - 16) // 3
+            spans = [(8 + k * step, 9 + k * step) for k in range(3)]
+            readings.append(StripReading(text, confidence, spans, [np.eye(10)[int(c)] for c in text]))
+        return readings
+
+    monkeypatch.setattr(reader.sequence, "read", read)
+    reading = reader.read(image)
+    assert len(set(widths)) == 2, "the line was read twice: with its stop and without it"
+    assert (reading.text, round(reading.confidence, 2)) == ("741", 0.85)
+    monkeypatch.setattr(reader_module, "STOP_LOOK", 0)
+    widths.clear()
+    assert (reader.read(image).text, len(set(widths))) == ("746", 1)
+    monkeypatch.setattr(reader_module, "STOP_LOOK", 1)
+    # Not taken when it reads the same (only surer: that would only change which threshold's view wins),
+    # nor when it is less sure.
+    for without in (("746", 0.9), ("741", 0.6)):
+        monkeypatch.setattr(reader.sequence, "read", lambda strips, without=without: read(strips, without=without))
+        assert (reader.read(image).text, round(reader.read(image).confidence, 2)) == ("746", 0.7)

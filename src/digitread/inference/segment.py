@@ -252,6 +252,34 @@ def without_underline(line: Line) -> Line | None:
     return Line(pieces, height)
 
 
+# A full stop or comma after a number: a mark past the last digit, open (no loop), and either small
+# (STOP_SIZE line heights or less each way) or reaching STOP_DROP line heights below the line. A last
+# digit written small stands on the line and is larger, or has a loop (a small 0).
+STOP_SIZE = 0.3
+STOP_DROP = 0.1
+
+
+def without_trailing_stops(line: Line) -> Line | None:
+    """``line`` without the full stops and commas after its number; None when it ends in none.
+
+    Read with the number, a stop changes how the sequence models read the digit before it (a cheque's
+    "741." read 746, "6.740," read 6749: the strip's last columns hold the digit and the stop together),
+    and they read a stop as a 1. Left out of the strip, they are not; but a small last digit can pass
+    for a stop, so this is only another view of the line (``DigitReader._read_whole``)."""
+    digits = [p for p in line.pieces if p.kind == "digit"]
+    if not digits:
+        return None
+    end, baseline = max(p.x2 for p in digits), line.baseline
+
+    def is_stop(p: Piece) -> bool:
+        if p.kind not in DOTS or p.x < end or _has_loop(p.mask):
+            return False
+        return max(p.w, p.h) <= STOP_SIZE * line.height or p.y2 >= baseline + STOP_DROP * line.height
+
+    kept = [p for p in line.pieces if not is_stop(p)]
+    return Line(kept, line.height) if len(kept) < len(line.pieces) else None
+
+
 def _cut_underline(piece: Piece) -> list[Piece] | None:
     """The parts of ``piece`` above its underline (see ``without_underline``), or None."""
     if piece.kind != "digit" or piece.w < 16 or piece.h < 12 or piece.w < UNDERLINED_ASPECT * piece.h:
