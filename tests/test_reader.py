@@ -788,4 +788,5 @@ def test_a_line_ending_in_a_full_stop_is_read_again_without_it_when_that_reads_o
     # nor when it is less sure.
     for without in (("746", 0.9), ("741", 0.6)):
         monkeypatch.setattr(reader.sequence, "read", lambda strips, without=without: read(strips, without=without))
-        assert (reader.read(image).text, round(reader.read(image).confidence, 2)) == ("746", 0.7)
+        reading = reader.read(image)
+        assert (reading.text, round(reading.confidence, 2)) == ("746", 0.7)

@@ -246,9 +246,7 @@ def without_underline(line: Line) -> Line | None:
     tallest = max(p.h for p in pieces)
     height = float(np.median([p.h for p in pieces if p.h >= 0.5 * tallest]))
     pieces.sort(key=lambda p: p.x)
-    for p in pieces:  # what the cut left may be marks (a point after the number), as segment() judges them
-        p.kind = _kind(p, height)
-    _raised_tail(pieces, height)
+    _judge_kinds(pieces, height)  # what the cut left may be marks (a point after the number)
     return Line(pieces, height)
 
 
@@ -343,12 +341,18 @@ def segment(mask: np.ndarray, shear: float = 0.0) -> list[Line]:
         if not tall:
             continue  # a line of specks and marks only
         line_height = float(np.median(tall))
-        for p in group:
-            p.kind = _kind(p, line_height)
-        _raised_tail(group, line_height)
-        _pen_commas(group, line_height)
+        _judge_kinds(group, line_height)
         lines.append(Line(group, line_height))
     return lines
+
+
+def _judge_kinds(pieces: list[Piece], line_height: float) -> None:
+    """What each of a line's pieces is: a digit, or a mark by its size and shape (``_kind``); then the
+    marks only a line shows: a fence after the number, a pen's comma."""
+    for p in pieces:
+        p.kind = _kind(p, line_height)
+    _raised_tail(pieces, line_height)
+    _pen_commas(pieces, line_height)
 
 
 # A piece after a number, under RAISED_TAIL_HEIGHT of the line's height, whose foot is RAISED_TAIL_LIFT
