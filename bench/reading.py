@@ -37,9 +37,16 @@ from run import machine  # noqa: E402
 from digitread._io import atomic_write_json  # noqa: E402
 from digitread.data.mnist import MnistData, load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
-from digitread.data.synth import SynthConfig, compose_number, make_blank_pages, make_numbers  # noqa: E402
+from digitread.data.synth import (  # noqa: E402
+    SynthConfig,
+    compose_number,
+    make_blank_pages,
+    make_comb_fields,
+    make_numbers,
+)
 from digitread.eval.reading import confidence_report, digits_only, score_readings  # noqa: E402
 from digitread.eval.report import plot_reading_confidence  # noqa: E402
+from digitread.inference import preprocess  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
 from digitread.inference.reader import MODES, DigitReader  # noqa: E402
@@ -275,6 +282,24 @@ def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int 
     return bench_strips(readers, data, cfg, 2027, count)
 
 
+def bench_combs(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
+    """Comb fields (a form's printed row of boxes, a digit of MNIST's test set in each; ``data.synth``):
+    the digits read exactly by each mode, and by auto with the comb's teeth left in (side by side)."""
+    samples = make_comb_fields(data.test.images, data.test.labels, count, seed=2033)
+    images, expected = [image for image, _ in samples], [label for _, label in samples]
+    result: dict = {"images": count, "digits_per_image": "3-8"}
+    for mode, reader in readers.items():
+        result[mode] = score_readings([digits_only(r.text) for r in reader.read_many(images)], expected)
+    default = preprocess.COMB_TEETH
+    try:
+        preprocess.COMB_TEETH = 0
+        readings = readers["auto"].read_many(images)
+    finally:
+        preprocess.COMB_TEETH = default
+    result["auto_teeth_left_in"] = score_readings([digits_only(r.text) for r in readings], expected)
+    return result
+
+
 def bench_sequence_speed(sequence: SequenceReader, data: MnistData, count: int = 256, repeats: int = 5) -> dict:
     """Strips per second through the sequence model (strip cutting excluded), batched and one at a time."""
     rng = np.random.default_rng(2028)
@@ -336,6 +361,7 @@ def main() -> int:
         "synthetic": synthetic,
         "touching_strips": bench_touching(fields, data),
         "comma_strips": bench_commas(fields, data),
+        "comb_fields": bench_combs(fields, data),
         "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},

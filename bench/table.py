@@ -118,6 +118,12 @@ def reading_table(r: dict) -> None:
             f"| generated numbers with thousands separators, half pen commas (`data/strips.py`) | {c['images']} | "
             f"{_cell(c['auto'])} | {_cell(c['segment'])} | {_cell(c['sequence'])} |"
         )
+    combs = r.get("comb_fields")
+    if combs:
+        print(
+            f"| generated comb fields, a digit in each printed box (`data/synth.py`), `--one-number` | "
+            f"{combs['images']} | {_cell(combs['auto'])} | {_cell(combs['segment'])} | {_cell(combs['sequence'])} |"
+        )
     f = r.get("faint_numbers")
     if f:  # auto only; the reading without the second look is printed after the table
         print(
@@ -137,6 +143,8 @@ def reading_table(r: dict) -> None:
     print(f"\nExact (characters right: 1 - edit distance); {m['cpu']}, {m['cores']} cores, {r['date'][:10]}.")
     if f:
         print(f"Pale numbers read without the second look at images read empty: {_cell(f['first_look_only'])}.")
+    if combs:
+        print(f"Comb fields read with the teeth between boxes left in (auto): {_cell(combs['auto_teeth_left_in'])}.")
     letters, blank = r.get("non_digits"), r.get("blank_pages")
     if letters:
         print(

@@ -19,7 +19,10 @@ on and that the benchmark's test digits never meet:
 - ``fields``: 400 fields cropped from a column of numbers, the rows above and below cut into at the
   crop's edges, one number per image (``column_fields``, seed 61);
 - ``commas``: 400 strips of 4-7 digits with thousands separators, half of them pen commas that reach
-  below the line, and a comma or ',-' after half of them (``COMMA_STRIPS``, seed 71).
+  below the line, and a comma or ',-' after half of them (``COMMA_STRIPS``, seed 71);
+- ``combs``: 300 comb fields, a form's printed row of boxes with a digit in each, closed boxes or
+  teeth rising from a baseline, the page a little askew (``data/synth.py``, seed 82), one number per
+  image.
 
 ``--real`` adds the real scans in ../shared/data/realdev, one number per image: measured, never chosen on.
 """
@@ -39,7 +42,7 @@ from reading import COMMA_STRIPS, faint_numbers, realdev_rows  # noqa: E402
 
 from digitread.data.mnist import load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
-from digitread.data.synth import make_numbers  # noqa: E402
+from digitread.data.synth import make_comb_fields, make_numbers  # noqa: E402
 from digitread.eval.reading import digits_only  # noqa: E402
 from digitread.inference.reader import DigitReader  # noqa: E402
 
@@ -97,8 +100,9 @@ def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool
         "pale": faint_numbers(val.images, val.labels, n(300), seed=51),
         "fields": column_fields(val.images, val.labels, n(400), seed=61),
         "commas": strips(n(400), 71, COMMA_STRIPS),
+        "combs": make_comb_fields(val.images, val.labels, n(300), seed=82),
     }
-    one_number = ("pale", "fields")
+    one_number = ("pale", "fields", "combs")
     return {name: ([im for im, _ in s], [t for _, t in s], name in one_number) for name, s in sets.items()}
 
 

@@ -2,9 +2,13 @@
 paper of varying shade, in varying ink colours and both polarities (no data set is used):
 
     examples/digits/digit_N.png     one digit per image, for `digitread predict`
-    examples/numbers/*.png          numbers as people write them on forms, meters and boards
+    examples/numbers/*.png          numbers as people write them on forms (one in a row of printed
+                                    boxes), meters and boards
 
-    python examples/make_examples.py      # rewrites both folders, deterministically
+    python examples/make_examples.py      # rewrites both folders, deterministically for one set of
+                                          # library versions: today's (OpenCV 5.1) draw the older
+                                          # images a little differently, so the committed ones
+                                          # stay as first drawn; boxes_20931.png is today's
 """
 
 from __future__ import annotations
@@ -67,6 +71,36 @@ def draw_number(text: str, rng: np.random.Generator, height: int = 60, ruled: bo
     return ink
 
 
+def draw_boxes(text: str, rng: np.random.Generator, height: int = 56) -> np.ndarray:
+    """A form's comb field: a printed row of boxes in blue, one script digit in each, the page
+    turned a little as a phone photo would."""
+    font = cv2.FONT_HERSHEY_SCRIPT_SIMPLEX
+    box_w, box_h = int(height * 1.1), int(height * 1.35)
+    margin = height
+    h, w = box_h + 2 * margin, len(text) * box_w + 2 * margin
+    ink = np.zeros((h, w), np.uint8)
+    printed = np.zeros((h, w), np.uint8)
+    for i in range(len(text) + 1):
+        cv2.line(printed, (margin + i * box_w, margin), (margin + i * box_w, margin + box_h), 255, 2)
+    for y in (margin, margin + box_h):
+        cv2.line(printed, (margin, y), (margin + len(text) * box_w, y), 255, 2)
+    thickness = int(rng.integers(3, 5))
+    for i, ch in enumerate(text):
+        scale = height / 28 * rng.uniform(0.9, 1.05)
+        (cw, ch_h), _ = cv2.getTextSize(ch, font, scale, thickness)
+        x = margin + i * box_w + (box_w - cw) // 2 + int(rng.integers(-4, 5))
+        y = margin + (box_h + ch_h) // 2 + int(rng.integers(-4, 5))
+        cv2.putText(ink, ch, (x, y), font, scale, 255, thickness, cv2.LINE_AA)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(1.0, 2.0), 1.0)
+    ink, printed = (cv2.warpAffine(a, m, (w, h)) for a in (ink, printed))
+    paper = np.array([240, 238, 232], np.float32) + rng.normal(0, 4, (h, w, 3))
+    blue_print = np.array([150, 110, 60], np.float32)  # BGR: a form's blue
+    pen = np.array([30, 30, 40], np.float32)
+    image = paper * (1 - printed[..., None] / 255.0) + blue_print * (printed[..., None] / 255.0)
+    image = image * (1 - ink[..., None] / 255.0) + pen * (ink[..., None] / 255.0)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2026)
@@ -84,7 +118,8 @@ def main() -> None:
     for name, (text, ruled, board) in numbers.items():
         image = on_paper(draw_number(text, rng, ruled=ruled), rng, dark_board=board)
         cv2.imwrite(str(NUMBERS / f"{name}.png"), image)
-    print(f"wrote 10 images to {OUT} and {len(numbers)} to {NUMBERS}")
+    cv2.imwrite(str(NUMBERS / "boxes_20931.png"), draw_boxes("20931", rng))  # drawn last: the others stay as they were
+    print(f"wrote 10 images to {OUT} and {len(numbers) + 1} to {NUMBERS}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from digitread.data.outliers import make_outliers
-from digitread.data.synth import SynthConfig, make_numbers
+from digitread.data.synth import SynthConfig, make_comb_fields, make_numbers
 
 
 def _digits(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -25,6 +25,17 @@ def test_synthetic_numbers_are_seeded_and_labelled():
         assert image.ndim == 3 and image.dtype == np.uint8
         assert 4 <= sum(c.isdigit() for c in text) <= 6
         assert set(text) <= set("0123456789.-")
+
+
+def test_comb_fields_are_seeded_rows_of_printed_boxes_with_a_digit_in_each():
+    images, labels = _digits()
+    a = make_comb_fields(images, labels, 6, seed=4)
+    b = make_comb_fields(images, labels, 6, seed=4)
+    assert all(np.array_equal(x, y) and s == t for (x, s), (y, t) in zip(a, b, strict=True))
+    for image, text in make_comb_fields(images, labels, 20, seed=2):
+        assert image.ndim == 3 and image.dtype == np.uint8 and text.isdigit() and 3 <= len(text) <= 8
+        gray = image.mean(axis=2)
+        assert gray.min() < gray.max() - 60  # ink and print stand out from the paper
 
 
 def test_outliers_are_normalised_fields_of_fragments_and_pairs():

@@ -119,7 +119,11 @@ def compose_number(
     return _render(canvas, rng, cfg, height), text
 
 
-def _render(ink: np.ndarray, rng: np.random.Generator, cfg: SynthConfig, height: int) -> np.ndarray:
+def _render(
+    ink: np.ndarray, rng: np.random.Generator, cfg: SynthConfig, height: int, printed: np.ndarray | None = None
+) -> np.ndarray:
+    """The ink (uint8, 255 = full pen) written on rendered paper; ``printed``: the form's print under it
+    (uint8, 255 = full print, in a printer's colour drawn here)."""
     h, w = ink.shape
     alpha = (ink.astype(np.float32) / 255.0)[..., None]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -131,6 +135,12 @@ def _render(ink: np.ndarray, rng: np.random.Generator, cfg: SynthConfig, height:
         gap = int(height * rng.uniform(1.0, 1.6))
         for y in range(int(rng.integers(0, gap)), h, gap):
             cv2.line(paper, (0, y), (w, y), (150.0, 170.0, 200.0), 1)
+    if printed is not None:
+        # Forms print their boxes black, grey, or in a pale "dropout" colour (blue, red, green).
+        inks = [[40, 40, 40], [120, 120, 120], [190, 120, 60], [70, 70, 200], [90, 150, 90]]
+        print_colour = np.array(inks[int(rng.integers(len(inks)))], np.float32)
+        printed_alpha = (printed.astype(np.float32) / 255.0)[..., None]
+        paper = paper * (1 - printed_alpha) + print_colour * printed_alpha
     pens = [[30, 30, 35], [140, 40, 20], [30, 30, 150], [60, 60, 60]]  # BGR: black, blue, red, pencil
     pen = np.array(pens[int(rng.integers(len(pens)))], np.float32)
     image = paper * (1 - alpha) + pen * alpha
@@ -155,6 +165,54 @@ def make_numbers(
     """``count`` synthetic number photos and their texts, the same for the same seed."""
     rng = np.random.default_rng(seed)
     return [compose_number(images, labels, rng, cfg) for _ in range(count)]
+
+
+COMB_FIELD = SynthConfig(min_digits=3, max_digits=8, digit_height=(26, 48), ruled_lines=0.0, invert=0.0)
+
+
+def compose_comb_field(
+    images: np.ndarray, labels: np.ndarray, rng: np.random.Generator, cfg: SynthConfig = COMB_FIELD
+) -> tuple[np.ndarray, str]:
+    """A form's comb field: a printed row of boxes, one handwritten digit in each (uint8 BGR, text).
+
+    Half are closed boxes, half an open comb (a printed baseline with teeth rising between the boxes,
+    a quarter to the whole of the box's height). Digits sit anywhere in their box, and a tenth of
+    them reach over its edge into the tooth beside them."""
+    n = int(rng.integers(cfg.min_digits, cfg.max_digits + 1))
+    picks = rng.integers(0, len(labels), n)
+    height = int(rng.integers(*cfg.digit_height))
+    box_w, box_h = int(height * rng.uniform(0.95, 1.5)), int(height * rng.uniform(1.15, 1.6))
+    closed = rng.random() < 0.5
+    tooth = box_h if closed else int(box_h * rng.uniform(0.25, 1.0))
+    line = int(rng.integers(1, 4))  # printed line width, pixels
+    margin = height
+    h, w = box_h + 2 * margin, n * box_w + 2 * margin
+    ink, printed = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+    x0, top, bottom = margin, margin, margin + box_h
+    cv2.line(printed, (x0, bottom), (x0 + n * box_w, bottom), 255, line)
+    if closed:
+        cv2.line(printed, (x0, top), (x0 + n * box_w, top), 255, line)
+    for i in range(n + 1):
+        cv2.line(printed, (x0 + i * box_w, bottom - tooth), (x0 + i * box_w, bottom), 255, line)
+    slant = float(rng.uniform(-cfg.slant, cfg.slant))
+    for i, pick in enumerate(picks):
+        glyph = shape_digit(images[pick], int(height * rng.uniform(0.75, 0.95)), slant, rng)
+        gh, gw = glyph.shape
+        room_x, room_y = max(0, box_w - gw - 2 * line), max(0, box_h - gh - 2 * line)
+        x = x0 + i * box_w + line + int(rng.integers(0, room_x + 1))
+        y = top + line + int(rng.integers(0, room_y + 1))
+        if rng.random() < 0.1:  # over the edge
+            x += int(rng.choice([-1, 1]) * gw * rng.uniform(0.1, 0.3))
+        place(ink, glyph, max(0, min(x, w - gw)), y)
+    return _render(ink, rng, cfg, height, printed), "".join(str(int(labels[k])) for k in picks)
+
+
+def make_comb_fields(
+    images: np.ndarray, labels: np.ndarray, count: int, seed: int = 0, cfg: SynthConfig = COMB_FIELD
+) -> list[tuple[np.ndarray, str]]:
+    """``count`` comb fields (``compose_comb_field``) and their texts, the same for the same seed."""
+    rng = np.random.default_rng(seed)
+    return [compose_comb_field(images, labels, rng, cfg) for _ in range(count)]
 
 
 def make_blank_pages(count: int, seed: int = 0, cfg: SynthConfig = MODERATE) -> list[np.ndarray]:
