@@ -7,7 +7,7 @@ paper of varying shade, in varying ink colours and both polarities (no data set 
 
     python examples/make_examples.py      # rewrites both folders, deterministically for one set of
                                           # library versions: today's (OpenCV 5.1) draw the older
-                                          # images a little differently, so the committed ones
+                                          # images differently, so the committed ones
                                           # stay as first drawn; boxes_20931.png is today's
 """
 

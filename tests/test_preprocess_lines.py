@@ -65,7 +65,7 @@ def test_a_comb_two_degrees_askew_goes_with_its_line_and_a_lone_askew_line_stays
     assert max(w for _, _, w, _ in _components(prepare(lone).mask)) > 240  # a pen's underline, say: it stays
 
 
-def test_strokes_at_no_regular_pitch_are_not_a_comb(monkeypatch):
+def test_strokes_at_no_regular_pitch_are_not_a_comb():
     page = _page()
     cv2.line(page, (40, 130), (560, 130), 60, 2)
     for x in (120, 205, 330, 345):  # upright strokes on the line, no pitch fitting three places

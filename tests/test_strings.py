@@ -466,13 +466,14 @@ def test_a_1_written_as_a_long_slash_is_not_a_rule():
 def test_a_rule_is_told_by_how_it_stood_as_scanned_not_as_it_stands_upright():
     import cv2
 
-    from digitread.inference.segment import _components, _lean, segment
+    from digitread.inference.preprocess import ink_lean
+    from digitread.inference.segment import _components, segment
 
     mask = np.zeros((200, 200), np.uint8)
     cv2.putText(mask, "38", (80, 160), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 3)  # digits about 22 px tall
     cv2.line(mask, (50, 170), (40, 70), 255, 3)  # thin, 100 px tall, its top 0.1 to the left once upright
     stroke = max(_components(mask), key=lambda p: p.h)
-    assert _lean(stroke) == pytest.approx(-0.1, abs=0.02)  # positive: the top to the right
+    assert ink_lean(stroke.mask) == pytest.approx(-0.1, abs=0.02)  # positive: the top to the right
 
     def kept(shear: float) -> bool:
         return any(p.h > 80 for line in segment(mask, shear=shear) for p in line.pieces)

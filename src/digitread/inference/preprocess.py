@@ -105,6 +105,13 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     return cv2.countNonZero(solid) >= 0.5 * cv2.countNonZero(largest)
 
 
+def ink_lean(mask: np.ndarray) -> float:
+    """How far the ink of ``mask`` leans: sideways pixels per pixel of height (positive: its top to the
+    right), from its second moments."""
+    m = cv2.moments((mask > 0).astype(np.uint8), binaryImage=True)
+    return -m["mu11"] / m["mu02"] if m["mu02"] > 0 else 0.0
+
+
 def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarray:
     """``mask`` without horizontal runs of ``min_width`` pixels or vertical runs of ``min_height``, and
     without the teeth of a comb field standing on a horizontal one (``comb_teeth``).
@@ -133,8 +140,8 @@ def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarra
         comb_line = max(25, int(COMB_LINE * w))
         tilted = full_size(tilted_lines(small, max(3, comb_line // factor)))
         rules = cv2.bitwise_or(horizontal, tilted)
-        teeth = comb_teeth(mask, rules, reach=2 + factor) if cv2.countNonZero(rules) else None
-        if teeth is not None and cv2.countNonZero(teeth):
+        teeth = comb_teeth(mask, rules, reach=2 + factor) if cv2.countNonZero(rules) else rules
+        if cv2.countNonZero(teeth):
             # Each tooth was found standing clear of its line (a band around the line left out): it
             # is taken out down to the line, so no stub of it stays to pass for a point.
             teeth = cv2.dilate(teeth, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 7)))
@@ -147,7 +154,7 @@ def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarra
 
 # A form photographed or scanned a little askew tilts its printed lines: a line one pixel thick that
 # falls a pixel every 20 has no long horizontal run for the opening to find. A comb field's line is
-# found as a straight segment (Hough) within TILT_DEGREES of horizontal, as long as the opening's kernel.
+# found as a straight segment (Hough) within TILT_DEGREES of horizontal, across COMB_LINE of the width.
 TILT_DEGREES = 5.0
 TILT_MAX_INK = 0.15  # share of the image inked above which no line is looked for
 
@@ -278,8 +285,7 @@ def comb_teeth(mask: np.ndarray, horizontal: np.ndarray, reach: int = 2) -> np.n
         x, y, w, h, _ = stats[i]
         # Printed upright: a tooth stands square to its line, which leans as little as the page does;
         # handwritten 1s lean as their writer's hand does.
-        m = cv2.moments((labels[y : y + h, x : x + w] == i).astype(np.uint8), binaryImage=True)
-        if m["mu02"] > 0 and abs(m["mu11"] / m["mu02"]) > COMB_LEAN:
+        if abs(ink_lean(labels[y : y + h, x : x + w] == i)) > COMB_LEAN:
             continue
         # It touches a line at its foot or its head.
         if near[y + h - 1, x : x + w].any() or near[y, x : x + w].any():

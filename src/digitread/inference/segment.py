@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from digitread.inference.preprocess import ink_lean
+
 DOTS = ("dot", "comma")  # the marks that may be a decimal point or a thousands separator
 # A thin piece (THIN_RULE times taller than wide) RULE_HEIGHT times taller than the writing is a rule.
 THIN_RULE = 6
@@ -181,12 +183,6 @@ def _group_lines(pieces: list[Piece], height: float) -> list[list[Piece]]:
     return [sorted(line, key=lambda p: p.x) for line in lines]
 
 
-def _lean(piece: Piece) -> float:
-    """How far the piece's ink leans: sideways pixels per pixel of height (positive: its top to the right)."""
-    m = cv2.moments((piece.mask > 0).astype(np.uint8), binaryImage=True)
-    return -m["mu11"] / m["mu02"] if m["mu02"] > 0 else 0.0
-
-
 def _drop_rules(pieces: list[Piece], shear: float = 0.0) -> list[Piece]:
     """Without thin upright strokes far taller than the writing: pieces of ruled lines, page edges and
     scanner margins that line removal left behind (broken, or shorter than the image).
@@ -209,7 +205,7 @@ def _drop_rules(pieces: list[Piece], shear: float = 0.0) -> list[Piece]:
     height = float(np.median([h for h in writing if h >= 0.3 * tallest]))
 
     def is_rule(p: Piece) -> bool:
-        return p.w * THIN_RULE < p.h and p.h > RULE_HEIGHT * height and abs(_lean(p) + shear) <= RULE_LEAN
+        return p.w * THIN_RULE < p.h and p.h > RULE_HEIGHT * height and abs(ink_lean(p.mask) + shear) <= RULE_LEAN
 
     return [p for p in pieces if not is_rule(p)]
 
