@@ -81,3 +81,61 @@ def test_a_regular_run_is_found_among_strokes_off_the_pitch():
     candidates = [tooth(10), tooth(70), tooth(95), tooth(130), tooth(250), tooth(160, h=15)]
     run, pitch = preprocess._regular_run(candidates)
     assert sorted(c[0] for c in run) == [10, 70, 130, 250] and pitch == pytest.approx(60, abs=1)
+
+
+@pytest.mark.parametrize("extend", [1, 0])
+def test_the_comb_goes_on_past_its_found_teeth_where_digits_touch_them(monkeypatch, extend):
+    monkeypatch.setattr(preprocess, "COMB_EXTEND", extend)
+    page = _page()
+    _comb(page, x0=100, pitch=60, boxes=6, top=60, bottom=130)
+    # A wide 0 written across the first two teeth: neither is found as a tooth of its own, and the
+    # first stands two places before the first found one.
+    cv2.ellipse(page, (130, 95), (40, 18), 0, 0, 360, 30, 3)
+    tall = [p for p in _components(prepare(page).mask) if p[3] > 60]  # a tooth is 70 rows, the 0 39
+    assert (not tall) == bool(extend), tall
+
+
+@pytest.mark.parametrize("clear", [2, 0])
+def test_a_comb_with_two_teeth_standing_clear_is_found(monkeypatch, clear):
+    monkeypatch.setattr(preprocess, "COMB_MIN_CLEAN", clear)
+    page = _page()
+    _comb(page, x0=100, pitch=60, boxes=6, top=60, bottom=130)
+    for x in (130, 250):  # wide 0s across both edges of their boxes
+        cv2.ellipse(page, (x, 95), (34, 18), 0, 0, 360, 30, 3)
+    cv2.ellipse(page, (400, 95), (20, 18), 0, 0, 360, 30, 3)  # a 0 over the sixth tooth
+    tall = [p for p in _components(prepare(page).mask) if p[3] > 60]  # a tooth is 70 rows, a 0 39
+    assert (not tall) == bool(clear), tall
+
+
+def test_a_comb_an_earlier_look_found_is_taken_out_where_digits_touch_every_tooth():
+    page = _page()
+    _comb(page, x0=100, pitch=60, boxes=6, top=60, bottom=130)
+    for x in (130, 250, 370):
+        cv2.ellipse(page, (x, 95), (34, 18), 0, 0, 360, 30, 3)
+    first_look = preprocess.Comb(first=100, pitch=60, places=7, top=60, bottom=130, height=70)
+    assert any(p[3] > 60 for p in _components(prepare(page).mask))  # one tooth clear: no comb
+    assert not any(p[3] > 60 for p in _components(prepare(page, comb=first_look).mask))
+    # Enlarged, the comb is found where the first look's places say, scaled.
+    assert any(p[3] > 60 * 1.5 for p in _components(prepare(page, zoom=1.5, writing=40).mask))
+    enlarged = prepare(page, zoom=1.5, writing=40, comb=first_look)
+    assert not any(p[3] > 60 * 1.5 for p in _components(enlarged.mask))
+    assert enlarged.comb is not None and enlarged.comb.pitch == pytest.approx(60, abs=1)
+
+
+def test_a_combs_pitch_is_fitted_to_all_its_teeth():
+    # Measured between two teeth a pixel off, the pitch puts a long comb's far places out by more
+    # than a tooth's width; fitted to all of them, it does not.
+    run = [(x, 40, 3, 60, i) for i, x in enumerate((10, 61, 110, 160), start=1)]
+    assert preprocess._fitted_pitch(run, 51.0) == pytest.approx(49.9, abs=0.05)
+    assert preprocess._fitted_pitch(run[:1], 51.0) == 51.0
+
+
+def test_grain_is_not_searched_for_combs_stroke_by_stroke(monkeypatch):
+    # Uniform noise has thousands of short upright strokes on the lines its rows make; a search among
+    # them (its cost the cube of their count) took 10 seconds an image. Only the clear pieces are tried.
+    sizes = []
+    real_run = preprocess._regular_run
+    monkeypatch.setattr(preprocess, "_regular_run", lambda c: (sizes.append(len(c)), real_run(c))[1])
+    grain = np.random.default_rng(0).integers(0, 256, (960, 1280), dtype=np.uint8)
+    prepare(grain)
+    assert sizes and max(sizes) <= preprocess.COMB_MAX_CANDIDATES, sizes

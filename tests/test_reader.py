@@ -142,9 +142,9 @@ def test_only_images_read_empty_get_the_second_look_and_readings_keep_their_plac
     looks = []
     real_find_lines = reader_module.find_lines
 
-    def counting_find_lines(gray, threshold_scale=1.0):
+    def counting_find_lines(gray, threshold_scale=1.0, comb=None):
         looks.append((gray.shape, threshold_scale))
-        return real_find_lines(gray, threshold_scale=threshold_scale)
+        return real_find_lines(gray, threshold_scale, comb)
 
     monkeypatch.setattr(reader_module, "find_lines", counting_find_lines)
     pale, blank = _pale_number_beside_a_bold_word(), np.full((120, 160), 230, np.uint8)
@@ -486,8 +486,8 @@ def test_an_enlarged_look_that_loses_the_writing_is_not_taken(monkeypatch):
     cv2.putText(page, "4096", (120, 130), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 30, 1, cv2.LINE_AA)
     real_prepare = layout.prepare
 
-    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0, threshold_scale=1.0):
-        prepared = real_prepare(gray, zoom=zoom, writing=writing, threshold_scale=threshold_scale)
+    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0, threshold_scale=1.0, comb=None):
+        prepared = real_prepare(gray, zoom, writing, threshold_scale, comb)
         if zoom > 1:  # what a page edge or a margin's border did on real scans: one piece far taller
             h, w = prepared.mask.shape
             prepared.mask[h // 4 : 3 * h // 4, w // 2 - 60 : w // 2 + 60] = 255
@@ -613,9 +613,9 @@ def _threshold_scales_read(monkeypatch) -> list[float]:
     scales = []
     real_find_lines = reader_module.find_lines
 
-    def counting_find_lines(gray, threshold_scale=1.0):
+    def counting_find_lines(gray, threshold_scale=1.0, comb=None):
         scales.append(threshold_scale)
-        return real_find_lines(gray, threshold_scale=threshold_scale)
+        return real_find_lines(gray, threshold_scale, comb)
 
     monkeypatch.setattr(reader_module, "find_lines", counting_find_lines)
     return scales
@@ -685,10 +685,10 @@ def test_auto_reads_the_other_threshold_views_whole_only(reader, mnist, monkeypa
     real_read_again, real_read_segmented = DigitReader._read_again, DigitReader._read_segmented
     scale = [1.0]
 
-    def spy_read_again(self, images, names, keys, threshold_scale, *args):
+    def spy_read_again(self, images, names, combs, keys, threshold_scale, *args):
         scale[0] = threshold_scale
         try:
-            return real_read_again(self, images, names, keys, threshold_scale, *args)
+            return real_read_again(self, images, names, combs, keys, threshold_scale, *args)
         finally:
             scale[0] = 1.0
 

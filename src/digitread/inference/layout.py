@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitread.inference.preprocess import Prepared, prepare, working_scale
+from digitread.inference.preprocess import Comb, Prepared, prepare, working_scale
 from digitread.inference.segment import Line, segment
 
 MIN_WRITING = 40  # pixels of digit height: chosen on generated numbers with small digits (MNIST validation digits)
 MAX_GROWTH = 1.6  # enlarged writing taller than this many MIN_WRITINGs is not the same writing
 
 
-def find_lines(gray: np.ndarray, threshold_scale: float = 1.0) -> tuple[Prepared, list[Line]]:
+def find_lines(gray: np.ndarray, threshold_scale: float = 1.0, comb: Comb | None = None) -> tuple[Prepared, list[Line]]:
     """The prepared image and its lines of candidate characters (``segment``), binarised at
-    ``threshold_scale`` times the usual threshold (see ``preprocess.prepare``)."""
-    prepared = prepare(gray, threshold_scale=threshold_scale)
+    ``threshold_scale`` times the usual threshold (see ``preprocess.prepare``). ``comb``: a comb field
+    an earlier look at the image found (``Prepared.comb``): another threshold can join its teeth to
+    the digits, and an enlarged look can lose them among line leftovers, where the first look did not."""
+    prepared = prepare(gray, threshold_scale=threshold_scale, comb=comb)
     lines = segment(prepared.mask, prepared.shear)
     writing = max((line.height for line in lines), default=0.0)
     if 0 < writing < MIN_WRITING:
         zoom = MIN_WRITING / writing
         if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
-            enlarged = prepare(gray, zoom=zoom, writing=MIN_WRITING, threshold_scale=threshold_scale)
+            enlarged = prepare(gray, zoom, MIN_WRITING, threshold_scale, comb=prepared.comb or comb)
             more = segment(enlarged.mask, enlarged.shear)
             # Enlarged, the writing should come out about MIN_WRITING tall. Far taller means the new
             # preparation joined something else into the lines (a page edge, a margin's border) and

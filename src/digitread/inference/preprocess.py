@@ -33,6 +33,29 @@ MIN_CONTRAST = 24  # grey levels between ink and paper below which nothing is ca
 SOLID = 0.7
 
 
+@dataclass(frozen=True)
+class Comb:
+    """Where a comb field's teeth stand: the centre of its first place, its pitch, how many places it
+    has, and the rows its teeth span (pixels of the image it was found in)."""
+
+    first: float
+    pitch: float
+    places: int
+    top: float
+    bottom: float
+    height: float  # a tooth's typical height
+
+    def scaled(self, factor: float) -> Comb:
+        return Comb(
+            self.first * factor,
+            self.pitch * factor,
+            self.places,
+            self.top * factor,
+            self.bottom * factor,
+            self.height * factor,
+        )
+
+
 @dataclass
 class Prepared:
     ink: np.ndarray  # uint8, ink bright on black, lighting evened out
@@ -43,6 +66,7 @@ class Prepared:
     shear: float = 0.0  # x_upright = x + shear * (y - shear_y0) + shear_pad, undone by ``to_original``
     shear_y0: float = 0.0
     shear_pad: int = 0
+    comb: Comb | None = None  # a comb field's teeth taken out, in the original image's pixels
 
     def to_original(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
         """A box in working (upright) coordinates -> (x, y, w, h) in the original image."""
@@ -112,9 +136,12 @@ def ink_lean(mask: np.ndarray) -> float:
     return -m["mu11"] / m["mu02"] if m["mu02"] > 0 else 0.0
 
 
-def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarray:
+def remove_lines(
+    mask: np.ndarray, min_width: int, min_height: int, known: Comb | None = None
+) -> tuple[np.ndarray, Comb | None]:
     """``mask`` without horizontal runs of ``min_width`` pixels or vertical runs of ``min_height``, and
-    without the teeth of a comb field standing on a horizontal one (``comb_teeth``).
+    without the teeth of a comb field standing on a horizontal one (``comb_teeth``, which ``known``
+    helps); and that comb, if any.
 
     Lines are long, so on big images they are looked for at a quarter of the resolution (the cost of an
     opening grows with the kernel's length) and the result scaled back up.
@@ -133,6 +160,7 @@ def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarra
         found.append(full_size(cv2.morphologyEx(small, cv2.MORPH_OPEN, element)))
     horizontal, vertical = found
     lines = cv2.bitwise_or(horizontal, vertical)
+    comb = None
     if COMB_TEETH:
         # A comb's line may lean (a form photographed askew); it goes with its teeth. Other leaning
         # lines stay: taking every one out read fewer validation numbers (pen underlines, whose cut
@@ -140,7 +168,7 @@ def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarra
         comb_line = max(25, int(COMB_LINE * w))
         tilted = full_size(tilted_lines(small, max(3, comb_line // factor)))
         rules = cv2.bitwise_or(horizontal, tilted)
-        teeth = comb_teeth(mask, rules, reach=2 + factor) if cv2.countNonZero(rules) else rules
+        teeth, comb = comb_teeth(mask, rules, 2 + factor, known) if cv2.countNonZero(rules) else (rules, None)
         if cv2.countNonZero(teeth):
             # Each tooth was found standing clear of its line (a band around the line left out): it
             # is taken out down to the line, so no stub of it stays to pass for a point.
@@ -149,7 +177,7 @@ def remove_lines(mask: np.ndarray, min_width: int, min_height: int) -> np.ndarra
     lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
     cleaned = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
     # Strokes that crossed a line were cut by its removal: a small vertical closing rejoins them.
-    return cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5)))
+    return cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5))), comb
 
 
 # A form photographed or scanned a little askew tilts its printed lines: a line one pixel thick that
@@ -224,6 +252,41 @@ def _reach(inked: np.ndarray, x: int, step: int, gap: int = 3) -> int:
     return x + step * distance
 
 
+def _fitted_pitch(run: list, pitch: float) -> float:
+    """The pitch that best fits all the teeth of ``run`` (least squares over their places), not only
+    the two it was measured between: a comb's far places are found from it."""
+    centres = np.array(sorted(c[0] + c[2] / 2 for c in run))
+    steps = np.round((centres - centres[0]) / pitch)
+    if steps[-1] == 0:
+        return pitch
+    return float(np.polyfit(steps, centres, 1)[0])
+
+
+def _run_with_touched_teeth(rest: np.ndarray, near: np.ndarray, clear: list) -> tuple[list, float]:
+    """``_regular_run`` of the teeth standing clear (``clear``) and of the upright runs in ``rest`` as
+    tall as one of them and touching a line (label -1): teeth that digits touch. The run must hold
+    COMB_MIN_CLEAN clear teeth."""
+    best: list = []
+    best_pitch = 0.0
+    for height in sorted({c[3] for c in clear})[:4]:
+        upright = cv2.morphologyEx(
+            rest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(0.7 * height))))
+        )
+        count, _, stats, _ = cv2.connectedComponentsWithStats(upright, connectivity=8)
+        thin = stats[1:][2 * stats[1:, cv2.CC_STAT_WIDTH] <= stats[1:, cv2.CC_STAT_HEIGHT]]
+        if len(clear) + len(thin) > COMB_MAX_CANDIDATES:
+            continue  # grain or texture, not a comb: the search's cost grows as the cube of the count
+        touched = []
+        for x, y, w, h, _ in thin:
+            overlaps = any(c[0] < x + w and x < c[0] + c[2] for c in clear)
+            if not overlaps and (near[y + h - 1, x : x + w].any() or near[y, x : x + w].any()):
+                touched.append((int(x), int(y), int(w), int(h), -1))
+        run, pitch = _regular_run(clear + touched)
+        if sum(c[4] > 0 for c in run) >= COMB_MIN_CLEAN and len(run) > len(best):
+            best, best_pitch = run, pitch
+    return best, best_pitch
+
+
 def _regular_run(candidates: list[tuple[int, int, int, int, int]]) -> tuple[list, float]:
     """The largest set of ``candidates`` (x, y, w, h, label) alike in height and foot that stand a whole
     number of pitches apart, and that pitch: each candidate and each distance to a later one is tried
@@ -269,12 +332,33 @@ COMB_LINE = 0.25
 COMB_MIN_TEETH = 3
 COMB_PITCH_TOLERANCE = 0.15
 COMB_LEAN = 0.1  # sideways pixels per pixel of height: a page turned 5 degrees leans its teeth 0.09
+# Teeth that digits touch are part of the digits' pieces, so a short comb, or one written across,
+# may show fewer than COMB_MIN_TEETH teeth standing clear. Then upright runs as tall as a clear tooth
+# and touching the line count as teeth too, when COMB_MIN_CLEAN clear ones are among them (0: only
+# clear teeth make a comb; at 1, strokes of numbers on printed lines passed for combs). Past the
+# outermost teeth found, the comb goes on while its places hold upright ink (COMB_EXTEND; 0: one
+# place either side); its pitch is fitted to all its teeth found (COMB_REFIT; 0: the distance
+# between two of them). A later look at the image (enlarged, or at another threshold) takes out the
+# comb the first look found where it finds too few teeth itself, or a pitch off by more than
+# COMB_AGREE (COMB_KNOWN).
+COMB_MIN_CLEAN = 2
+COMB_MAX_CANDIDATES = 48  # more upright strokes than this on lines: no comb is looked for among them
+COMB_EXTEND = 1
+COMB_REFIT = 1
+COMB_KNOWN = 1
+COMB_AGREE = 0.05
 
 
-def comb_teeth(mask: np.ndarray, horizontal: np.ndarray, reach: int = 2) -> np.ndarray:
+def comb_teeth(
+    mask: np.ndarray, horizontal: np.ndarray, reach: int = 2, known: Comb | None = None
+) -> tuple[np.ndarray, Comb | None]:
     """The pixels of ``mask`` that are teeth of a comb standing on (or hanging from) the horizontal
-    lines ``horizontal`` (255 where a line is): a mask, empty when there is no comb. ``reach``: how many
-    rows from a line a tooth's end may stop (lines found at a coarser resolution are blockier)."""
+    lines ``horizontal`` (255 where a line is), and the comb: an empty mask and None when there is no
+    comb. ``reach``: how many rows from a line a tooth's end may stop (lines found at a coarser
+    resolution are blockier). ``known``: the comb a first look at the same image found (scaled to
+    this one), used where this look finds too few teeth or another pitch: enlarged, more digits touch
+    the teeth, and pieces of the lines left over join them to each other."""
+    known = known if COMB_KNOWN else None
     teeth = np.zeros_like(mask)
     rest = cv2.bitwise_and(mask, cv2.bitwise_not(cv2.dilate(horizontal, np.ones((5, 5), np.uint8))))
     near = cv2.dilate(horizontal, cv2.getStructuringElement(cv2.MORPH_RECT, (3, 4 * reach + 1)))
@@ -291,28 +375,54 @@ def comb_teeth(mask: np.ndarray, horizontal: np.ndarray, reach: int = 2) -> np.n
         if near[y + h - 1, x : x + w].any() or near[y, x : x + w].any():
             candidates.append((int(x), int(y), int(w), int(h), i))
     alike, pitch = _regular_run(candidates)
-    if len(alike) < COMB_MIN_TEETH:
-        return teeth
-    height = float(np.median([c[3] for c in alike]))
-    centres = sorted(c[0] + c[2] / 2 for c in alike)
-    for c in alike:
-        x, y, w, h, i = c
-        teeth[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i] = 255
+    if len(alike) < COMB_MIN_TEETH and COMB_MIN_CLEAN <= len(candidates) <= COMB_MAX_CANDIDATES and COMB_MIN_CLEAN:
+        alike, pitch = _run_with_touched_teeth(rest, near, candidates)
+    if COMB_REFIT and len(alike) >= 2:
+        pitch = _fitted_pitch(alike, pitch)
+    agrees = known is None or abs(pitch - known.pitch) <= COMB_AGREE * known.pitch
+    own = len(alike) >= COMB_MIN_TEETH and agrees
+    if own:
+        height = float(np.median([c[3] for c in alike]))
+        top, bottom = int(min(c[1] for c in alike)), int(max(c[1] + c[3] for c in alike))
+        for x, y, w, h, i in alike:
+            if i > 0:  # a tooth standing clear; one a digit touches is taken at its place, below
+                teeth[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i] = 255
+        found = sorted(c[0] + c[2] / 2 for c in alike if c[4] > 0)
+        first, last = min(c[0] + c[2] / 2 for c in alike), max(c[0] + c[2] / 2 for c in alike)
+    elif known is not None:
+        pitch, height, top, bottom = known.pitch, known.height, int(known.top), int(np.ceil(known.bottom))
+        found, first, last = [], known.first, known.first + (known.places - 1) * known.pitch
+    else:
+        return teeth, None
     # A tooth a digit touches is part of the digit's piece: at each place on the comb without a found
     # tooth, only the ink in long upright runs is taken.
-    top = int(min(c[1] for c in alike))
-    bottom = int(max(c[1] + c[3] for c in alike))
     upright = cv2.morphologyEx(
         mask[top:bottom], cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(0.7 * height))))
     )
-    band = max(2, int(0.06 * pitch))
-    for k in range(-1, int(round((centres[-1] - centres[0]) / pitch)) + 2):
-        centre = centres[0] + k * pitch
-        if min(abs(centre - c) for c in centres) < 0.5 * pitch:
-            continue
+    band = max(2, int(0.06 * pitch)) + (0 if own else 2)  # a known comb's places are a coarser look's
+
+    def take(centre: float) -> bool:
+        """Take the upright ink at the comb place ``centre``; whether there was any."""
         a, b = max(0, int(centre) - band), max(0, int(centre) + band + 1)
-        teeth[top:bottom, a:b] = np.maximum(teeth[top:bottom, a:b], upright[:, a:b])
-    return teeth
+        ink = upright[:, a:b]
+        teeth[top:bottom, a:b] = np.maximum(teeth[top:bottom, a:b], ink)
+        return bool(ink.any())
+
+    span = int(round((last - first) / pitch))
+    for k in range(span + 1):
+        if not found or min(abs(first + k * pitch - c) for c in found) >= 0.5 * pitch:
+            take(first + k * pitch)
+    # Beyond the found teeth the comb goes on while its places hold upright ink: the first box's
+    # edge and the next may both be touched by digits (a 5 written across both).
+    ends = [0, 0]
+    for side, (start, step) in enumerate(((first, -pitch), (last, pitch))):
+        for k in range(1, 1 + max(1, COMB_EXTEND * (span + 1))):
+            centre = start + k * step
+            if not (0 <= centre < mask.shape[1] and take(centre)) or not COMB_EXTEND:
+                break
+            ends[side] = k
+    comb = Comb(first - ends[0] * pitch, pitch, span + 1 + sum(ends), top, bottom, height)
+    return teeth, comb
 
 
 SHEARS = np.linspace(-0.6, 0.6, 13)
@@ -380,12 +490,19 @@ def _solid(background: np.ndarray, k: int) -> np.ndarray | None:
     return cv2.dilate(solid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (k // 2 | 1, k // 2 | 1))) > 0
 
 
-def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0, threshold_scale: float = 1.0) -> Prepared:
+def prepare(
+    gray: np.ndarray,
+    zoom: float = 1.0,
+    writing: float = 0.0,
+    threshold_scale: float = 1.0,
+    comb: Comb | None = None,
+) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
     larger size than usual (small writing, see ``layout.find_lines``), where the digits will be about
     ``writing`` pixels tall. ``threshold_scale`` times Otsu's threshold binarises (never below the
     contrast floor; 0: at the floor): below 1 for faint writing that bolder ink elsewhere put under it,
-    above 1 for strokes pale paper glued together (``DigitReader.read_many``)."""
+    above 1 for strokes pale paper glued together (``DigitReader.read_many``). ``comb``: a comb field
+    an earlier look at the image found (``Prepared.comb``)."""
     work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()
@@ -406,11 +523,13 @@ def prepare(gray: np.ndarray, zoom: float = 1.0, writing: float = 0.0, threshold
     _, mask = cv2.threshold(flat, threshold, 255, cv2.THRESH_BINARY)  # 255 where flat > threshold
     # A line is far longer than a digit: across 40% of the width, or 85% of the height (a 1 can be
     # almost as tall as a tight crop, so vertical lines must be longer still).
-    mask = remove_lines(mask, min_width=max(25, int(0.4 * w)), min_height=max(25, int(0.85 * h)))
+    known = comb.scaled(scale) if comb is not None else None
+    mask, comb = remove_lines(mask, max(25, int(0.4 * w)), max(25, int(0.85 * h)), known)
+    comb = comb.scaled(1 / scale) if comb is not None else None
     s = estimate_slant(mask)
     if s == 0.0:
-        return Prepared(flat, mask, scale, inverted, gray.shape)
+        return Prepared(flat, mask, scale, inverted, gray.shape, comb=comb)
     y0 = h / 2
     mask, pad = _shear(mask, s, y0, cv2.INTER_NEAREST)
     flat, _ = _shear(flat, s, y0, cv2.INTER_LINEAR)
-    return Prepared(flat, mask, scale, inverted, gray.shape, shear=s, shear_y0=y0, shear_pad=pad)
+    return Prepared(flat, mask, scale, inverted, gray.shape, shear=s, shear_y0=y0, shear_pad=pad, comb=comb)

@@ -26,7 +26,7 @@ from digitread.inference.io import ImageInput, load_image
 from digitread.inference.layout import find_lines
 from digitread.inference.normalize import fit_digit, saturate_ink, thicken_strokes
 from digitread.inference.predictor import DigitClassifier
-from digitread.inference.preprocess import Prepared
+from digitread.inference.preprocess import Comb, Prepared
 from digitread.inference.results import DigitReading, LineReading, Reading
 from digitread.inference.segment import (
     DOTS,
@@ -188,36 +188,44 @@ class DigitReader:
         found = [find_lines(load_image(image, name)) for image, name in zip(images, names, strict=True)]
         pieces = [sum(len(line.pieces) for line in lines) for _, lines in found]
         readings = self._read_found(found, names)
+        combs = [prepared.comb for prepared, _ in found]  # the later looks take out the same comb
         del found  # images can be large; the looks below load them again
         # An image where nothing was read is looked at again, binarised at the contrast floor instead of
         # Otsu's threshold: pale writing beside bolder ink (a faint row number beside a clerk's bold
         # notes) falls under the threshold the bold ink sets. Paper texture and clutter also come
         # through at that floor, so the look's reading is kept only when it is sure.
         empty = [k for k, reading in enumerate(readings) if not reading.text] if self.faint_look else []
-        for k, reading in zip(empty, self._read_again(images, names, empty, 0.0), strict=True):
+        for k, reading in zip(empty, self._read_again(images, names, combs, empty, 0.0), strict=True):
             if reading.text and reading.confidence >= FAINT_LOOK_SURE:
                 readings[k] = reading
         if self.threshold_views:
-            self._look_at_other_thresholds(images, names, readings, pieces)
+            self._look_at_other_thresholds(images, names, combs, readings, pieces)
         return readings
 
     def _read_again(
         self,
         images: list[ImageInput],
         names: list[str | None],
+        combs: list[Comb | None],
         keys: list[int],
         threshold_scale: float,
         fallback: bool = True,
     ) -> list[Reading]:
         """The images ``keys`` names, loaded again and read binarised at ``threshold_scale`` times Otsu's
-        threshold, in one batch. Images are loaded again rather than kept: they can be large."""
+        threshold, in one batch, with the comb fields their first look found. Images are loaded again
+        rather than kept: they can be large."""
         if not keys:
             return []
-        found = [find_lines(load_image(images[k], names[k]), threshold_scale=threshold_scale) for k in keys]
+        found = [find_lines(load_image(images[k], names[k]), threshold_scale, combs[k]) for k in keys]
         return self._read_found(found, [names[k] for k in keys], fallback)
 
     def _look_at_other_thresholds(
-        self, images: list[ImageInput], names: list[str | None], readings: list[Reading], pieces: list[int]
+        self,
+        images: list[ImageInput],
+        names: list[str | None],
+        combs: list[Comb | None],
+        readings: list[Reading],
+        pieces: list[int],
     ) -> None:
         """Read the images read with text but unsure again, binarised at each of VIEW_SCALES times Otsu's
         threshold, and put the surest reading in ``readings`` where it is surer by VIEW_MARGIN; likewise
@@ -239,7 +247,7 @@ class DigitReader:
         ]
         surest = {k: readings[k] for k in unsure}
         for scale in VIEW_SCALES if unsure else ():
-            views = self._read_again(images, names, unsure, scale, bool(VIEW_FALLBACK))
+            views = self._read_again(images, names, combs, unsure, scale, bool(VIEW_FALLBACK))
             for k, reading in zip(unsure, views, strict=True):
                 if reading.text and reading.confidence > surest[k].confidence:
                     surest[k] = reading
