@@ -36,3 +36,18 @@ def test_each_config_starts_from_the_defaults_and_counts_changed_readings(mnist_
     finally:
         validation.apply("")
     assert default == segment.RAISED_TAIL_HEIGHT
+
+
+def test_settings_are_timed_in_turn_and_set_back(mnist_path, monkeypatch):
+    monkeypatch.setenv("DIGITREAD_DATA", str(mnist_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import speed_configs
+
+    from digitread.inference import preprocess
+
+    configs = ["", "preprocess.COMB_EXTEND=0"]
+    argv = [a for c in configs for a in ("--config", c)] + ["--rounds", "2", "--repeats", "1", "--combs", "2"]
+    rows = speed_configs.main(argv)
+    assert [(r["round"], r["config"]) for r in rows] == [(0, ""), (0, configs[1]), (1, ""), (1, configs[1])]
+    assert all(r["photo_ms"] > 0 and r["comb_field_ms"] > 0 and r["grain_ms"] > 0 for r in rows)
+    assert preprocess.COMB_EXTEND == 1  # every setting back to its default after the last config
