@@ -23,11 +23,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from backends import timed_load  # noqa: E402
 from reading import bench_photo_speed  # noqa: E402
-from validation import apply  # noqa: E402
+from validation import apply, readers_for  # noqa: E402
 
 from digitread.data.mnist import load_mnist  # noqa: E402
 from digitread.data.synth import make_comb_fields  # noqa: E402
-from digitread.inference.reader import DigitReader  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -40,18 +39,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     data = load_mnist()
     combs = [image for image, _ in make_comb_fields(data.test.images, data.test.labels, args.combs, seed=2033)]
     grain = np.random.default_rng(11).integers(0, 256, (960, 1280), dtype=np.uint8)  # the benchmark's
-    readers: dict[tuple[str | None, str | None], tuple[DigitReader, DigitReader]] = {}
     rows = []
     try:
         for round_ in range(args.rounds):
             for config in args.config or [""]:
-                models = apply(config)
-                if models not in readers:
-                    readers[models] = tuple(
-                        DigitReader.from_pretrained(models[0], sequence_path=models[1], one_number=one)
-                        for one in (False, True)
-                    )
-                reader, one_number = readers[models]
+                readers = readers_for(apply(config))
+                reader, one_number = readers[False], readers[True]
                 photo = bench_photo_speed(reader, data, args.repeats)["median_ms"]
                 start = time.perf_counter()
                 one_number.read_many(combs)

@@ -30,6 +30,7 @@ on and that the benchmark's test digits never meet:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import sys
@@ -136,6 +137,15 @@ def apply(config: str) -> tuple[str | None, str | None]:
     return models["model"], models["sequence"]
 
 
+@functools.cache
+def readers_for(models: tuple[str | None, str | None]) -> dict[bool, DigitReader]:
+    """The readers of a config's ``(model, sequence)`` folders (``apply``), for images of many numbers
+    (False) and of one (True); loaded once."""
+    return {
+        one: DigitReader.from_pretrained(models[0], sequence_path=models[1], one_number=one) for one in (False, True)
+    }
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", action="append", default=[], help="module.CONSTANT=value[,...]; repeat")
@@ -145,15 +155,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sets = validation_sets(args.scale) | (real_sets() if args.real else {})
     first: dict[str, list[str]] = {}
     results = []
-    loaded: dict[tuple[str | None, str | None], dict[bool, DigitReader]] = {}  # models -> readers, loaded once
     for config in args.config or [""]:
-        models = apply(config)
-        if models not in loaded:
-            loaded[models] = {
-                one: DigitReader.from_pretrained(models[0], sequence_path=models[1], one_number=one)
-                for one in (False, True)
-            }
-        readers = loaded[models]
+        readers = readers_for(apply(config))
         row: dict = {"config": config}
         for name, (images, expected, one) in sets.items():
             texts = [r.text for r in readers[one].read_many(images)]

@@ -272,7 +272,7 @@ def _run_with_touched_teeth(rest: np.ndarray, near: np.ndarray, clear: list) -> 
         upright = cv2.morphologyEx(
             rest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(0.7 * height))))
         )
-        count, _, stats, _ = cv2.connectedComponentsWithStats(upright, connectivity=8)
+        _, _, stats, _ = cv2.connectedComponentsWithStats(upright, connectivity=8)
         thin = stats[1:][2 * stats[1:, cv2.CC_STAT_WIDTH] <= stats[1:, cv2.CC_STAT_HEIGHT]]
         if len(clear) + len(thin) > COMB_MAX_CANDIDATES:
             continue  # grain or texture, not a comb: the search's cost grows as the cube of the count
@@ -375,7 +375,7 @@ def comb_teeth(
         if near[y + h - 1, x : x + w].any() or near[y, x : x + w].any():
             candidates.append((int(x), int(y), int(w), int(h), i))
     alike, pitch = _regular_run(candidates)
-    if len(alike) < COMB_MIN_TEETH and COMB_MIN_CLEAN <= len(candidates) <= COMB_MAX_CANDIDATES and COMB_MIN_CLEAN:
+    if COMB_MIN_CLEAN and len(alike) < COMB_MIN_TEETH and COMB_MIN_CLEAN <= len(candidates) <= COMB_MAX_CANDIDATES:
         alike, pitch = _run_with_touched_teeth(rest, near, candidates)
     if COMB_REFIT and len(alike) >= 2:
         pitch = _fitted_pitch(alike, pitch)
