@@ -282,6 +282,29 @@ def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int 
     return bench_strips(readers, data, cfg, 2027, count)
 
 
+# One digit per photo (a form's box, a score, a postal digit), a third of them chalked on a board.
+SINGLE_DIGITS = SynthConfig(min_digits=1, max_digits=1, decimal_point=0.0, minus=0.0, invert=0.3)
+
+
+def bench_single_digits(readers: dict[str, DigitReader], data: MnistData, count: int = 1000) -> dict:
+    """Generated photos of one MNIST test digit each (``SINGLE_DIGITS``): read exactly by each mode, and
+    by auto with the lighter half of an unevenly lit board taken for paper, as before
+    ``preprocess.BRIGHT_MINORITY`` (side by side)."""
+    samples = make_numbers(data.test.images, data.test.labels, count, seed=2035, cfg=SINGLE_DIGITS)
+    images, expected = [image for image, _ in samples], [label for _, label in samples]
+    result: dict = {"images": count, "digits_per_image": "1", "on_boards": 0.3}
+    for mode, reader in readers.items():
+        result[mode] = score_readings([r.text for r in reader.read_many(images)], expected)
+    default = preprocess.BRIGHT_MINORITY
+    try:
+        preprocess.BRIGHT_MINORITY = 0
+        readings = readers["auto"].read_many(images)
+    finally:
+        preprocess.BRIGHT_MINORITY = default
+    result["auto_board_halves_as_paper"] = score_readings([r.text for r in readings], expected)
+    return result
+
+
 def bench_combs(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
     """Comb fields (a form's printed row of boxes, a digit of MNIST's test set in each; ``data.synth``):
     the digits read exactly by each mode, and by auto with the comb's teeth left in (side by side)."""
@@ -362,6 +385,7 @@ def main() -> int:
         "touching_strips": bench_touching(fields, data),
         "comma_strips": bench_commas(fields, data),
         "comb_fields": bench_combs(fields, data),
+        "single_digits": bench_single_digits(fields, data),
         "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},

@@ -22,7 +22,9 @@ on and that the benchmark's test digits never meet:
   below the line, and a comma or ',-' after half of them (``COMMA_STRIPS``, seed 71);
 - ``combs``: 300 comb fields, a form's printed row of boxes with a digit in each, closed boxes or
   teeth rising from a baseline, the page a little askew (``data/synth.py``, seed 82), one number per
-  image.
+  image;
+- ``singles``: 600 generated photos of one digit each, a third of them chalked on a board (``SINGLE_DIGITS``,
+  seed 91), text exact.
 
 ``--real`` adds the real scans in ../shared/data/realdev, one number per image: measured, never chosen on.
 """
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reading import COMMA_STRIPS, faint_numbers, realdev_rows  # noqa: E402
+from reading import COMMA_STRIPS, SINGLE_DIGITS, faint_numbers, realdev_rows  # noqa: E402
 
 from digitread.data.mnist import load_mnist  # noqa: E402
 from digitread.data.strips import StripConfig, compose_strip  # noqa: E402
@@ -102,8 +104,9 @@ def validation_sets(scale: float = 1.0) -> dict[str, tuple[list, list[str], bool
         "fields": column_fields(val.images, val.labels, n(400), seed=61),
         "commas": strips(n(400), 71, COMMA_STRIPS),
         "combs": make_comb_fields(val.images, val.labels, n(300), seed=82),
+        "singles": make_numbers(val.images, val.labels, n(600), seed=91, cfg=SINGLE_DIGITS),
     }
-    one_number = ("pale", "fields", "combs")
+    one_number = ("pale", "fields", "combs", "singles")
     return {name: ([im for im, _ in s], [t for _, t in s], name in one_number) for name, s in sets.items()}
 
 
@@ -151,8 +154,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--config", action="append", default=[], help="module.CONSTANT=value[,...]; repeat")
     parser.add_argument("--real", action="store_true", help="also measure the real scans (never choose on them)")
     parser.add_argument("--scale", type=float, default=1.0, help="a share of each validation set (quick looks)")
+    parser.add_argument("--only", action="append", default=[], help="measure only this set (repeat)")
     args = parser.parse_args(argv)
     sets = validation_sets(args.scale) | (real_sets() if args.real else {})
+    sets = {name: s for name, s in sets.items() if name in args.only} if args.only else sets
     first: dict[str, list[str]] = {}
     results = []
     for config in args.config or [""]:
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for name, (images, expected, one) in sets.items():
             texts = [r.text for r in readers[one].read_many(images)]
             # Text exact on the photos (points and signs count); digits only elsewhere, as the benchmark does.
-            scored = texts if name == "photos" else [digits_only(t) for t in texts]
+            scored = texts if name in ("photos", "singles") else [digits_only(t) for t in texts]
             row[name] = round(float(np.mean([t == e for t, e in zip(scored, expected, strict=True)])), 4)
             if name in first:
                 row[f"{name}_changed"] = sum(a != b for a, b in zip(first[name], texts, strict=True))

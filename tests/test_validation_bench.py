@@ -26,6 +26,8 @@ def test_each_config_starts_from_the_defaults_and_counts_changed_readings(mnist_
             # again after others, reads as it did the first time: nothing leaks from one to the next.
             assert rows[2][name] == rows[1][name] and rows[2][name + "_changed"] == rows[1][name + "_changed"]
             assert rows[3][name] == rows[0][name] and rows[3][name + "_changed"] == 0
+        only = validation.main(["--scale", "0.01", "--only", "singles", "--only", "pale"])
+        assert set(only[0]) == {"config", "singles", "pale"}
         # model=DIR and sequence=DIR name the models a config reads with; the shipped ones otherwise.
         assert validation.apply("sequence=runs/other,segment.RAISED_TAIL_HEIGHT=0") == (None, "runs/other")
         assert segment.RAISED_TAIL_HEIGHT == 0

@@ -116,8 +116,9 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     The background is the side of Otsu's threshold holding most pixels, unless that is in doubt: a scan
     with a black margin or the dark beyond the page's edge can leave the paper under half the image
     (while the ink of a chalk board is rarely a quarter of it). Between a quarter and a half, the light
-    side is paper if its largest piece is solid, mostly kept by an opening far wider than a pen stroke;
-    chalk strokes are not."""
+    side is paper if its largest piece is solid, mostly kept by an opening far wider than a pen stroke
+    (chalk strokes are not), and holds no minority far brighter than its bulk (the lighter half of an
+    unevenly lit board is solid too, and holds the chalk: ``BRIGHT_MINORITY``)."""
     _, light = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     share = cv2.countNonZero(light) / light.size
     if share >= 0.5 or share < 0.25:
@@ -126,7 +127,34 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     largest = np.where(labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), 255, 0).astype(np.uint8)
     k = stroke_kernel(gray.shape)
     solid = cv2.morphologyEx(largest, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * k, 2 * k)))
-    return cv2.countNonZero(solid) >= 0.5 * cv2.countNonZero(largest)
+    if cv2.countNonZero(solid) < 0.5 * cv2.countNonZero(largest):
+        return False
+    return not _bright_minority(gray, light)
+
+
+# Chalk on a board lit unevenly: Otsu's threshold splits the board into a darker and a lighter half,
+# and the lighter half is as solid as paper, but it holds the chalk, a minority far brighter than the
+# half's bulk; paper's brightest pixels are paper. The light side is chalk and board when its 99th
+# percentile stands above its median by more than this many times the step between the two sides'
+# medians (generated photos, one digit each, inverted and not, with and without a black margin:
+# 1.65 and up on boards, 0.26 and below on paper; 0: a solid light side is always paper).
+BRIGHT_MINORITY = 1.0
+
+
+def _bright_minority(gray: np.ndarray, light: np.ndarray) -> bool:
+    """Whether the light side of Otsu's threshold (``light``, 255) holds a minority far brighter than its
+    bulk (``BRIGHT_MINORITY``)."""
+    if not BRIGHT_MINORITY:
+        return False
+    lit = np.bincount(gray[light > 0], minlength=256)
+    dim = np.bincount(gray[light == 0], minlength=256)
+    lit_median, top, dim_median = _quantile(lit, 0.5), _quantile(lit, 0.99), _quantile(dim, 0.5)
+    return top - lit_median > BRIGHT_MINORITY * max(lit_median - dim_median, 1)
+
+
+def _quantile(histogram: np.ndarray, q: float) -> int:
+    """The grey level below which a share ``q`` of a histogram's pixels lie (nearest rank)."""
+    return int(np.searchsorted(np.cumsum(histogram), q * histogram.sum()))
 
 
 def ink_lean(mask: np.ndarray) -> float:
