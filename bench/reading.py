@@ -282,8 +282,40 @@ def bench_touching(readers: dict[str, DigitReader], data: MnistData, count: int 
     return bench_strips(readers, data, cfg, 2027, count)
 
 
+# Photos taken askew: the whole picture turned up to 20 degrees either way.
+TILTED = SynthConfig(rotation=20.0)
 # One digit per photo (a form's box, a score, a postal digit), a third of them chalked on a board.
 SINGLE_DIGITS = SynthConfig(min_digits=1, max_digits=1, decimal_point=0.0, minus=0.0, invert=0.3)
+
+
+def _modes_and_one_off(
+    readers: dict[str, DigitReader], samples: list, constant: str, off: float, exact_text: bool = True
+) -> dict:
+    """``samples`` read by each mode, and by auto with ``preprocess.<constant>`` set to ``off`` (side by
+    side, the last under ``"auto_off"``): text exact, or digits only."""
+
+    def score(readings: list) -> dict:
+        texts = [r.text if exact_text else digits_only(r.text) for r in readings]
+        return score_readings(texts, [label for _, label in samples])
+
+    images = [image for image, _ in samples]
+    result = {mode: score(reader.read_many(images)) for mode, reader in readers.items()}
+    default = getattr(preprocess, constant)
+    try:
+        setattr(preprocess, constant, type(default)(off))
+        result["auto_off"] = score(readers["auto"].read_many(images))
+    finally:
+        setattr(preprocess, constant, default)
+    return result
+
+
+def bench_tilted(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
+    """Generated photos turned up to 20 degrees either way (``TILTED``, MNIST test digits), text exact:
+    read by each mode, and by auto without turning them level (``preprocess.TILT_MIN`` 0, side by side)."""
+    samples = make_numbers(data.test.images, data.test.labels, count, seed=2037, cfg=TILTED)
+    result = _modes_and_one_off(readers, samples, "TILT_MIN", 0)
+    result["auto_not_turned"] = result.pop("auto_off")
+    return {"images": count, "digits_per_image": "4-8", "degrees": TILTED.rotation} | result
 
 
 def bench_single_digits(readers: dict[str, DigitReader], data: MnistData, count: int = 1000) -> dict:
@@ -291,36 +323,18 @@ def bench_single_digits(readers: dict[str, DigitReader], data: MnistData, count:
     by auto with the lighter half of an unevenly lit board taken for paper, as before
     ``preprocess.BRIGHT_MINORITY`` (side by side)."""
     samples = make_numbers(data.test.images, data.test.labels, count, seed=2035, cfg=SINGLE_DIGITS)
-    images, expected = [image for image, _ in samples], [label for _, label in samples]
-    result: dict = {"images": count, "digits_per_image": "1", "on_boards": 0.3}
-    for mode, reader in readers.items():
-        result[mode] = score_readings([r.text for r in reader.read_many(images)], expected)
-    default = preprocess.BRIGHT_MINORITY
-    try:
-        preprocess.BRIGHT_MINORITY = 0
-        readings = readers["auto"].read_many(images)
-    finally:
-        preprocess.BRIGHT_MINORITY = default
-    result["auto_board_halves_as_paper"] = score_readings([r.text for r in readings], expected)
-    return result
+    result = _modes_and_one_off(readers, samples, "BRIGHT_MINORITY", 0)
+    result["auto_board_halves_as_paper"] = result.pop("auto_off")
+    return {"images": count, "digits_per_image": "1", "on_boards": SINGLE_DIGITS.invert} | result
 
 
 def bench_combs(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
     """Comb fields (a form's printed row of boxes, a digit of MNIST's test set in each; ``data.synth``):
     the digits read exactly by each mode, and by auto with the comb's teeth left in (side by side)."""
     samples = make_comb_fields(data.test.images, data.test.labels, count, seed=2033)
-    images, expected = [image for image, _ in samples], [label for _, label in samples]
-    result: dict = {"images": count, "digits_per_image": "3-8"}
-    for mode, reader in readers.items():
-        result[mode] = score_readings([digits_only(r.text) for r in reader.read_many(images)], expected)
-    default = preprocess.COMB_TEETH
-    try:
-        preprocess.COMB_TEETH = 0
-        readings = readers["auto"].read_many(images)
-    finally:
-        preprocess.COMB_TEETH = default
-    result["auto_teeth_left_in"] = score_readings([digits_only(r.text) for r in readings], expected)
-    return result
+    result = _modes_and_one_off(readers, samples, "COMB_TEETH", 0, exact_text=False)
+    result["auto_teeth_left_in"] = result.pop("auto_off")
+    return {"images": count, "digits_per_image": "3-8"} | result
 
 
 def bench_sequence_speed(sequence: SequenceReader, data: MnistData, count: int = 256, repeats: int = 5) -> dict:
@@ -386,6 +400,7 @@ def main() -> int:
         "comma_strips": bench_commas(fields, data),
         "comb_fields": bench_combs(fields, data),
         "single_digits": bench_single_digits(fields, data),
+        "tilted_photos": bench_tilted({"auto": reader, "segment": segment_reader}, data),
         "faint_numbers": bench_faint(reader, data),
         "realdev": realdev,
         "non_digits": {"auto": bench_non_digits(reader), "segment": bench_non_digits(segment_reader)},

@@ -8,9 +8,11 @@ prepared again, enlarged until it does not (within ``preprocess.MAX_SIDE``).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from digitread.inference.preprocess import Comb, Prepared, prepare, working_scale
+from digitread.inference.preprocess import Comb, Prepared, prepare, turn_level, working_scale
 from digitread.inference.segment import Line, segment
 
 MIN_WRITING = 40  # pixels of digit height: chosen on generated numbers with small digits (MNIST validation digits)
@@ -21,7 +23,20 @@ def find_lines(gray: np.ndarray, threshold_scale: float = 1.0, comb: Comb | None
     """The prepared image and its lines of candidate characters (``segment``), binarised at
     ``threshold_scale`` times the usual threshold (see ``preprocess.prepare``). ``comb``: a comb field
     an earlier look at the image found (``Prepared.comb``): another threshold can join its teeth to
-    the digits, and an enlarged look can lose them among line leftovers, where the first look did not."""
+    the digits, and an enlarged look can lose them among line leftovers, where the first look did not.
+    Writing whose lines tilt (``preprocess.estimate_tilt``) is looked at again turned level; its boxes
+    still map to the image as given (``Prepared.to_original``)."""
+    prepared, lines = _look(gray, threshold_scale, comb)
+    if prepared.tilt:
+        level, unrotate = turn_level(gray, prepared.tilt)
+        turned, lines = _look(level, threshold_scale, None)
+        # A comb found on the turned image is in its pixels, not the original's: later looks find their own.
+        prepared = replace(turned, original_shape=gray.shape, unrotate=unrotate, comb=None, tilt=prepared.tilt)
+    return prepared, lines
+
+
+def _look(gray: np.ndarray, threshold_scale: float, comb: Comb | None) -> tuple[Prepared, list[Line]]:
+    """``find_lines`` at the image's tilt: prepared, and again enlarged where the writing is small."""
     prepared = prepare(gray, threshold_scale=threshold_scale, comb=comb)
     lines = segment(prepared.mask, prepared.shear)
     writing = max((line.height for line in lines), default=0.0)
