@@ -56,6 +56,17 @@ def test_level_writing_a_small_tilt_and_a_lone_digit_are_left_as_they_are():
     corner[-60:, -60:] = 255
     corner[0, 0] = 255
     assert estimate_tilt(corner) == 0.0
+    for shape in ((1, 600), (3, 5000), (5000, 1)):  # ink one pixel thin: a ruled line's leftover
+        assert estimate_tilt(np.full(shape, 255, np.uint8)) == 0.0
+
+
+def test_a_big_photo_is_turned_shrunk_and_still_mapped_to_its_own_pixels():
+    big = np.zeros((3000, 4000), np.uint8)
+    big[1500, 2000] = 255  # a point whose place the map must find again
+    turned, back = turn_level(big, 12.0)
+    assert max(turned.shape) <= 2 * preprocess.MAX_SIDE * 1.5  # shrunk to twice the working size, then turned
+    y, x = np.unravel_index(int(np.argmax(turned)), turned.shape)
+    assert back @ np.array([x, y, 1.0]) == pytest.approx([2000, 1500], abs=4)
 
 
 def test_a_peak_at_the_edge_of_the_search_is_no_line():

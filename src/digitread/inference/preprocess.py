@@ -518,8 +518,8 @@ def estimate_tilt(mask: np.ndarray) -> float:
         return 0.0
     small = mask[y0 : y0 + h, x0 : x0 + w]
     if max(w, h) > 200:  # a degree still moves a line's ends by 3 pixels or more
-        f = 200 / max(w, h)
-        small = cv2.resize(small, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        f = 200 / max(w, h)  # a box one pixel thin stays one pixel thin
+        small = cv2.resize(small, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     ys, xs = np.nonzero(small)
     # From the ink's centre of mass no point is further than the diagonal: each angle's band holds that
     # much either side.
@@ -557,7 +557,14 @@ def _projection_scores(points: tuple, angles: np.ndarray) -> np.ndarray:
 
 def turn_level(gray: np.ndarray, tilt: float) -> tuple[np.ndarray, np.ndarray]:
     """``gray`` turned by ``tilt`` degrees so its lines lie level, on a canvas that holds it all (corners
-    filled with the border's median grey), and the 2x3 map from the turned image's pixels back."""
+    filled with the border's median grey), and the 2x3 map from the turned image's pixels back. An
+    image far larger than the working size is shrunk first (no look reads it larger than MAX_SIDE):
+    turning a 50-megapixel photo whole would cost a second and twice its memory."""
+    original_h, original_w = gray.shape
+    if max(original_h, original_w) > 2 * MAX_SIDE:
+        f = 2 * MAX_SIDE / max(original_h, original_w)
+        size = (max(1, round(original_w * f)), max(1, round(original_h * f)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     h, w = gray.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), tilt, 1.0)  # counter-clockwise as seen: a falling line rises
     cos, sin = abs(m[0, 0]), abs(m[0, 1])
@@ -566,7 +573,8 @@ def turn_level(gray: np.ndarray, tilt: float) -> tuple[np.ndarray, np.ndarray]:
     m[1, 2] += height / 2 - h / 2
     border = int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
     turned = cv2.warpAffine(gray, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=border)
-    return turned, cv2.invertAffineTransform(m)
+    back = cv2.invertAffineTransform(m)  # to the (shrunk) image's pixels, then to the original's
+    return turned, back * np.array([[original_w / w], [original_h / h]])
 
 
 def _background(ink: np.ndarray, k: int) -> np.ndarray:
