@@ -502,8 +502,9 @@ def estimate_slant(mask: np.ndarray) -> float:
 # (TILT_LINE): a lone digit has no line to measure, and its strokes can make a peak at any angle.
 # Chosen on validation photos turned up to 20 degrees (bench/validation.py's "tilted") against the
 # other validation sets: (4, 1.2, 2) turned 18 of 400 strips and 20 of 600 single digits that were not
-# askew, and read 5 and 4 fewer right; (5, 1.3, 3) turns 4 and 1 of them, reads the strips as before
-# and one single digit fewer, and as many tilted photos as (4, 1.3, 3). TILT_MIN 0: never turned.
+# askew, and read 5 and 4 fewer right; (5, 1.3, 3) turns 4 and 1 of them and reads them as before
+# (once its peak at the search's edge is refused: TILT_LIMIT), and as many tilted photos as
+# (4, 1.3, 3). TILT_MIN 0: never turned.
 TILT_LIMIT = 30
 TILT_MIN = 5.0
 TILT_GAIN = 1.3
@@ -511,8 +512,9 @@ TILT_LINE = 3.0  # times as far along the line as across it (three digits or mor
 
 
 def estimate_tilt(mask: np.ndarray) -> float:
-    """How many degrees the lines of ink in ``mask`` fall to the right (negative: climb), 0 when less
-    than TILT_MIN or not clearly so (TILT_GAIN). The ink's points are projected, not the image turned."""
+    """How many degrees the lines of ink in ``mask`` fall to the right (negative: climb); 0 under
+    TILT_MIN, at the search's edge (TILT_LIMIT), or where no line is clear (TILT_GAIN, TILT_LINE). The
+    ink's points are projected, not the image turned."""
     x0, y0, w, h = cv2.boundingRect(mask)  # the ink's box: a photo is mostly paper
     if not TILT_MIN or w == 0:
         return 0.0
