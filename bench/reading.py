@@ -26,6 +26,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -47,6 +48,7 @@ from digitread.data.synth import (  # noqa: E402
 from digitread.eval.reading import confidence_report, digits_only, score_readings  # noqa: E402
 from digitread.eval.report import plot_reading_confidence  # noqa: E402
 from digitread.inference import preprocess  # noqa: E402
+from digitread.inference import reader as reader_module  # noqa: E402
 from digitread.inference.annotate import annotate  # noqa: E402
 from digitread.inference.io import load_image  # noqa: E402
 from digitread.inference.reader import MODES, DigitReader  # noqa: E402
@@ -289,10 +291,15 @@ SINGLE_DIGITS = SynthConfig(min_digits=1, max_digits=1, decimal_point=0.0, minus
 
 
 def _modes_and_one_off(
-    readers: dict[str, DigitReader], samples: list, constant: str, off: float, exact_text: bool = True
+    readers: dict[str, DigitReader],
+    samples: list,
+    constant: str,
+    off: float,
+    exact_text: bool = True,
+    module: ModuleType = preprocess,
 ) -> dict:
-    """``samples`` read by each mode, and by auto with ``preprocess.<constant>`` set to ``off`` (side by
-    side, the last under ``"auto_off"``): text exact, or digits only."""
+    """``samples`` read by each mode, and by auto with ``<module>.<constant>`` (``preprocess`` unless
+    given) set to ``off`` (side by side, the last under ``"auto_off"``): text exact, or digits only."""
 
     def score(readings: list) -> dict:
         texts = [r.text if exact_text else digits_only(r.text) for r in readings]
@@ -300,12 +307,12 @@ def _modes_and_one_off(
 
     images = [image for image, _ in samples]
     result = {mode: score(reader.read_many(images)) for mode, reader in readers.items()}
-    default = getattr(preprocess, constant)
+    default = getattr(module, constant)
     try:
-        setattr(preprocess, constant, type(default)(off))
+        setattr(module, constant, type(default)(off))
         result["auto_off"] = score(readers["auto"].read_many(images))
     finally:
-        setattr(preprocess, constant, default)
+        setattr(module, constant, default)
     return result
 
 
@@ -330,10 +337,14 @@ def bench_single_digits(readers: dict[str, DigitReader], data: MnistData, count:
 
 def bench_combs(readers: dict[str, DigitReader], data: MnistData, count: int = 300) -> dict:
     """Comb fields (a form's printed row of boxes, a digit of MNIST's test set in each; ``data.synth``):
-    the digits read exactly by each mode, and by auto with the comb's teeth left in (side by side)."""
+    the digits read exactly by each mode, and by auto with the comb's teeth left in, and without the two
+    readings weighed together (``reader.COMB_JOINT`` 0), each side by side."""
     samples = make_comb_fields(data.test.images, data.test.labels, count, seed=2033)
     result = _modes_and_one_off(readers, samples, "COMB_TEETH", 0, exact_text=False)
     result["auto_teeth_left_in"] = result.pop("auto_off")
+    result["auto_not_weighed"] = _modes_and_one_off(
+        {"auto": readers["auto"]}, samples, "COMB_JOINT", 0, exact_text=False, module=reader_module
+    )["auto_off"]
     return {"images": count, "digits_per_image": "3-8"} | result
 
 

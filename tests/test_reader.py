@@ -46,6 +46,23 @@ def test_comb_fields_are_read_without_the_teeth_between_their_boxes(mnist, monke
     assert right[1] >= 28 and right[0] <= 15, right
 
 
+def test_in_comb_fields_the_classifier_is_weighed_in_where_each_box_holds_one_digit(mnist, monkeypatch):
+    from digitread.data.synth import make_comb_fields
+    from digitread.inference import reader as reader_module
+
+    # Two comb fields of MNIST test digits whose 9 the sequence models read as a 7; the classifier,
+    # reading the 9 alone in its box, is surer that it is a 9 than they are that it is a 7.
+    fields = [
+        make_comb_fields(mnist.test.images, mnist.test.labels, 20, seed=7)[19],
+        make_comb_fields(mnist.test.images, mnist.test.labels, 101, seed=11)[100],
+    ]
+    assert [text for _, text in fields] == ["906", "0970456"]
+    reader = DigitReader.from_pretrained(one_number=True)
+    assert [r.text for r in reader.read_many([image for image, _ in fields])] == ["906", "0970456"]
+    monkeypatch.setattr(reader_module, "COMB_JOINT", 0.0)
+    assert [r.text for r in reader.read_many([image for image, _ in fields])] == ["706", "0770456"]
+
+
 def test_reading_is_well_formed_and_json_ready(reader):
     image = cv2.imread(str(NUMBERS[0]), cv2.IMREAD_GRAYSCALE)
     reading = reader.read(image)

@@ -799,7 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "segment", "sequence"],
         default="auto",
         help="segment: digit by digit; sequence: each line whole (touching digits); auto: per line, the whole "
-        "reading unless it is very likely wrong (under 0.02) and the digit-by-digit one is surer (default: auto)",
+        "reading unless it is very likely wrong (under 0.02) and the digit-by-digit one is surer; in a comb "
+        "field's boxes, both readers weighed together (default: auto)",
     )
     p.add_argument("--sequence-model", default=None, help="sequence model folder (default: the shipped one)")
     p.add_argument(

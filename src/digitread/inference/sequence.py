@@ -161,13 +161,32 @@ class SequenceReader:
                     readings[k] = reading
         return readings
 
-    def _read_views(
+    def score(self, strips: list[np.ndarray], texts: list[str]) -> np.ndarray:
+        """How likely the members find each ``texts[k]`` in ``strips[k]`` (uint8 (32, W)): the log of
+        their geometric-mean P(text), less POINT_COST per point, as readings are ranked; uncalibrated,
+        the strips as they are (no shifted views)."""
+        scores = np.zeros(len(strips))
+        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
+        for start in range(0, len(order), BATCH):
+            chunk = order[start : start + BATCH]
+            x, _, _, _ = collate_strips([(np.pad(strips[i], ((0, 0), (0, RIGHT_MARGIN))), "") for i in chunk])
+            widths = torch.tensor([strips[i].shape[1] for i in chunk])
+            member_log_probs, lengths, _ = self._member_log_probs(x.to(self.device), widths, (0,))
+            chunk_texts = [texts[i] for i in chunk]
+            mean = torch.stack(
+                [string_log_probs(lp, n, chunk_texts) for lp, n in zip(member_log_probs, lengths, strict=True)]
+            ).mean(dim=0)
+            for i, value in zip(chunk, mean.tolist(), strict=True):
+                scores[i] = value - POINT_COST * texts[i].count(".")
+        return scores
+
+    def _member_log_probs(
         self, x: torch.Tensor, widths: torch.Tensor, shifts: tuple[int, ...]
-    ) -> tuple[list[StripReading], list[float]]:
-        """The readings, their confidences calibrated, and each one's geometric mean over members and
-        views of P(text), uncalibrated (what LOOK_AGAIN_BELOW is compared with)."""
-        # The same floats for every member; each member's logits, temperature-scaled. Every view of the
-        # batch goes through a member in one call, then votes as a member of its own.
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[int]]:
+        """Each member's temperature-scaled log-probabilities of every view of the batch (a member and
+        view after another), the valid columns of each, and each one's strip pixels per column."""
+        # The same floats for every member. Every view of the batch goes through a member in one call,
+        # then votes as a member of its own.
         views = len(shifts)
         xb = strip_tensor(torch.cat([shift_rows(x, s) for s in shifts]) if views > 1 else x)
         # Members may score a column every 4 or every 2 pixels: each has its own valid columns.
@@ -177,7 +196,14 @@ class SequenceReader:
             log_probs = (run(xb, length.repeat(views)).log_softmax(2) / temperature).log_softmax(2)
             member_log_probs.extend(log_probs.chunk(views))
             lengths.extend([length] * views)
-        widths_of = [fw for fw in self.frame_widths for _ in range(views)]
+        return member_log_probs, lengths, [fw for fw in self.frame_widths for _ in range(views)]
+
+    def _read_views(
+        self, x: torch.Tensor, widths: torch.Tensor, shifts: tuple[int, ...]
+    ) -> tuple[list[StripReading], list[float]]:
+        """The readings, their confidences calibrated, and each one's geometric mean over members and
+        views of P(text), uncalibrated (what LOOK_AGAIN_BELOW is compared with)."""
+        member_log_probs, lengths, widths_of = self._member_log_probs(x, widths, shifts)
         # Proposals: each member's greedy reading (with its alignment, in strip pixels), and its beam
         # reading if asked.
         proposals: list[dict[str, Decoded | None]] = [{} for _ in range(len(widths))]
