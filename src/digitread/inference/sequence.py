@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -137,18 +137,23 @@ class SequenceReader:
 
     def read(self, strips: list[np.ndarray]) -> list[StripReading]:
         """One reading per strip (uint8 (32, W)); strips of similar width are batched together."""
-        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
         out: list[StripReading | None] = [None] * len(strips)
+        for chunk, x, widths in self._batches(strips):
+            for i, reading in zip(chunk, self._read_batch(x, widths), strict=True):
+                out[i] = reading
+        return out  # type: ignore[return-value]
+
+    def _batches(self, strips: list[np.ndarray]) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+        """Strips of similar width batched together: each batch's indices into ``strips``, its padded
+        tensor and the strips' own widths."""
+        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
         for start in range(0, len(order), BATCH):
             chunk = order[start : start + BATCH]
             # Every strip gets RIGHT_MARGIN blank columns more than it needs: the network then sees the
             # same blank beyond a strip's end whatever it is batched with, and a reading never depends
             # on its batch (the LSTM stops at each strip's own end, see CRNN.forward).
             x, _, _, _ = collate_strips([(np.pad(strips[i], ((0, 0), (0, RIGHT_MARGIN))), "") for i in chunk])
-            widths = torch.tensor([strips[i].shape[1] for i in chunk])
-            for i, reading in zip(chunk, self._read_batch(x.to(self.device), widths), strict=True):
-                out[i] = reading
-        return out  # type: ignore[return-value]
+            yield chunk, x.to(self.device), torch.tensor([strips[i].shape[1] for i in chunk])
 
     def _read_batch(self, x: torch.Tensor, widths: torch.Tensor) -> list[StripReading]:
         """The strips as they are; then, with every view, those the members are unsure of."""
@@ -166,12 +171,8 @@ class SequenceReader:
         their geometric-mean P(text), less POINT_COST per point, as readings are ranked; uncalibrated,
         the strips as they are (no shifted views)."""
         scores = np.zeros(len(strips))
-        order = sorted(range(len(strips)), key=lambda i: strips[i].shape[1])
-        for start in range(0, len(order), BATCH):
-            chunk = order[start : start + BATCH]
-            x, _, _, _ = collate_strips([(np.pad(strips[i], ((0, 0), (0, RIGHT_MARGIN))), "") for i in chunk])
-            widths = torch.tensor([strips[i].shape[1] for i in chunk])
-            member_log_probs, lengths, _ = self._member_log_probs(x.to(self.device), widths, (0,))
+        for chunk, x, widths in self._batches(strips):
+            member_log_probs, lengths, _ = self._member_log_probs(x, widths, (0,))
             chunk_texts = [texts[i] for i in chunk]
             mean = torch.stack(
                 [string_log_probs(lp, n, chunk_texts) for lp, n in zip(member_log_probs, lengths, strict=True)]
