@@ -290,16 +290,15 @@ TILTED = SynthConfig(rotation=20.0)
 SINGLE_DIGITS = SynthConfig(min_digits=1, max_digits=1, decimal_point=0.0, minus=0.0, invert=0.3)
 
 
-def _modes_and_one_off(
+def _modes_and_settings_off(
     readers: dict[str, DigitReader],
     samples: list,
-    constant: str,
-    off: float,
+    off: dict[str, tuple[ModuleType, str, float]],
     exact_text: bool = True,
-    module: ModuleType = preprocess,
 ) -> dict:
-    """``samples`` read by each mode, and by auto with ``<module>.<constant>`` (``preprocess`` unless
-    given) set to ``off`` (side by side, the last under ``"auto_off"``): text exact, or digits only."""
+    """``samples`` read by each mode, and by auto with each setting of ``off`` (name -> the module, its
+    constant and the value that turns it off) set so in turn, side by side, under its name: text exact,
+    or digits only."""
 
     def score(readings: list) -> dict:
         texts = [r.text if exact_text else digits_only(r.text) for r in readings]
@@ -307,12 +306,13 @@ def _modes_and_one_off(
 
     images = [image for image, _ in samples]
     result = {mode: score(reader.read_many(images)) for mode, reader in readers.items()}
-    default = getattr(module, constant)
-    try:
-        setattr(module, constant, type(default)(off))
-        result["auto_off"] = score(readers["auto"].read_many(images))
-    finally:
-        setattr(module, constant, default)
+    for name, (module, constant, value) in off.items():
+        default = getattr(module, constant)
+        try:
+            setattr(module, constant, type(default)(value))
+            result[name] = score(readers["auto"].read_many(images))
+        finally:
+            setattr(module, constant, default)
     return result
 
 
@@ -320,8 +320,7 @@ def bench_tilted(readers: dict[str, DigitReader], data: MnistData, count: int = 
     """Generated photos turned up to 20 degrees either way (``TILTED``, MNIST test digits), text exact:
     read by each mode, and by auto without turning them level (``preprocess.TILT_MIN`` 0, side by side)."""
     samples = make_numbers(data.test.images, data.test.labels, count, seed=2037, cfg=TILTED)
-    result = _modes_and_one_off(readers, samples, "TILT_MIN", 0)
-    result["auto_not_turned"] = result.pop("auto_off")
+    result = _modes_and_settings_off(readers, samples, {"auto_not_turned": (preprocess, "TILT_MIN", 0)})
     return {"images": count, "digits_per_image": "4-8", "degrees": TILTED.rotation} | result
 
 
@@ -330,8 +329,9 @@ def bench_single_digits(readers: dict[str, DigitReader], data: MnistData, count:
     by auto with the lighter half of an unevenly lit board taken for paper, as before
     ``preprocess.BRIGHT_MINORITY`` (side by side)."""
     samples = make_numbers(data.test.images, data.test.labels, count, seed=2035, cfg=SINGLE_DIGITS)
-    result = _modes_and_one_off(readers, samples, "BRIGHT_MINORITY", 0)
-    result["auto_board_halves_as_paper"] = result.pop("auto_off")
+    result = _modes_and_settings_off(
+        readers, samples, {"auto_board_halves_as_paper": (preprocess, "BRIGHT_MINORITY", 0)}
+    )
     return {"images": count, "digits_per_image": "1", "on_boards": SINGLE_DIGITS.invert} | result
 
 
@@ -340,11 +340,11 @@ def bench_combs(readers: dict[str, DigitReader], data: MnistData, count: int = 3
     the digits read exactly by each mode, and by auto with the comb's teeth left in, and without the two
     readings weighed together (``reader.COMB_JOINT`` 0), each side by side."""
     samples = make_comb_fields(data.test.images, data.test.labels, count, seed=2033)
-    result = _modes_and_one_off(readers, samples, "COMB_TEETH", 0, exact_text=False)
-    result["auto_teeth_left_in"] = result.pop("auto_off")
-    result["auto_not_weighed"] = _modes_and_one_off(
-        {"auto": readers["auto"]}, samples, "COMB_JOINT", 0, exact_text=False, module=reader_module
-    )["auto_off"]
+    off = {
+        "auto_teeth_left_in": (preprocess, "COMB_TEETH", 0),
+        "auto_not_weighed": (reader_module, "COMB_JOINT", 0),
+    }
+    result = _modes_and_settings_off(readers, samples, off, exact_text=False)
     return {"images": count, "digits_per_image": "3-8"} | result
 
 

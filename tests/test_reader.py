@@ -525,8 +525,8 @@ def test_an_enlarged_look_that_loses_the_writing_is_not_taken(monkeypatch):
     cv2.putText(page, "4096", (120, 130), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 30, 1, cv2.LINE_AA)
     real_prepare = layout.prepare
 
-    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0, threshold_scale=1.0, comb=None):
-        prepared = real_prepare(gray, zoom, writing, threshold_scale, comb)
+    def edge_joins_in_when_enlarged(gray, zoom=1.0, writing=0.0, threshold_scale=1.0, comb=None, tilt=True):
+        prepared = real_prepare(gray, zoom, writing, threshold_scale, comb, tilt)
         if zoom > 1:  # what a page edge or a margin's border did on real scans: one piece far taller
             h, w = prepared.mask.shape
             prepared.mask[h // 4 : 3 * h // 4, w // 2 - 60 : w // 2 + 60] = 255

@@ -333,17 +333,18 @@ def test_an_ensemble_keeps_the_proposal_with_the_highest_geometric_mean():
 
 
 def test_an_ensemble_scores_any_text_it_is_given_on_each_strip():
-    from digitread.inference.sequence import SequenceReader
+    from digitread.inference.sequence import POINT_COST, SequenceReader
 
     strip = np.zeros((STRIP_HEIGHT, 12), np.uint8)
     a, b = _FixedStrip(0.9, 0.09), _FixedStrip(0.01, 0.5)
-    scores = SequenceReader([a, b]).score(
-        [strip, strip, strip, np.zeros((STRIP_HEIGHT, 40), np.uint8)], ["12", "17", "1", "17"]
-    )
-    # The log of the geometric mean of the members' P(text): "12" 0.9 and 0.01, "17" 0.09 and 0.5,
-    # "1" (the column shared out to blank) 0.01 and 0.49; the wider strip's later columns are blank too.
-    expected = [math.log(0.9 * 0.01) / 2, math.log(0.09 * 0.5) / 2, math.log(0.01 * 0.49) / 2, math.log(0.09 * 0.5) / 2]
-    assert scores == pytest.approx(expected, abs=1e-4)
+    wide = np.zeros((STRIP_HEIGHT, 40), np.uint8)
+    scores = SequenceReader([a, b]).score([strip, wide], [["12", "17", "1", "1.2"], ["17"]])
+    # The log of the geometric mean of the members' P(text): "12" 0.9 and 0.01, "17" 0.09 and 0.5, "1"
+    # (the column shared out to blank) 0.01 and 0.49; "1.2" no member can read (no point class), so
+    # each scores it as "12", less POINT_COST. The wider strip's later columns are blank too.
+    expected = [math.log(0.9 * 0.01) / 2, math.log(0.09 * 0.5) / 2, math.log(0.01 * 0.49) / 2]
+    assert scores[0] == pytest.approx(expected + [expected[0] - POINT_COST], abs=1e-4)
+    assert scores[1] == pytest.approx([expected[1]], abs=1e-4)
 
 
 def test_ensemble_members_must_read_the_strips_this_reader_cuts():

@@ -29,21 +29,24 @@ def find_lines(gray: np.ndarray, threshold_scale: float = 1.0, comb: Comb | None
     prepared, lines = _look(gray, threshold_scale, comb)
     if prepared.tilt:
         level, unrotate = turn_level(gray, prepared.tilt)
-        turned, lines = _look(level, threshold_scale, None)
+        turned, lines = _look(level, threshold_scale, None, tilt=False)
         # A comb found on the turned image is in its pixels, not the original's: later looks find their own.
         prepared = replace(turned, original_shape=gray.shape, unrotate=unrotate, comb=None, tilt=prepared.tilt)
     return prepared, lines
 
 
-def _look(gray: np.ndarray, threshold_scale: float, comb: Comb | None) -> tuple[Prepared, list[Line]]:
-    """``find_lines`` at the image's tilt: prepared, and again enlarged where the writing is small."""
-    prepared = prepare(gray, threshold_scale=threshold_scale, comb=comb)
+def _look(
+    gray: np.ndarray, threshold_scale: float, comb: Comb | None, tilt: bool = True
+) -> tuple[Prepared, list[Line]]:
+    """``find_lines`` at the image's tilt: prepared, and again enlarged where the writing is small;
+    ``tilt`` False: an image already turned level, whose tilt is not measured again."""
+    prepared = prepare(gray, threshold_scale=threshold_scale, comb=comb, tilt=tilt)
     lines = segment(prepared.mask, prepared.shear)
     writing = max((line.height for line in lines), default=0.0)
     if 0 < writing < MIN_WRITING:
         zoom = MIN_WRITING / writing
         if working_scale(gray.shape, zoom) > 1.05 * prepared.scale:  # not already as large as allowed
-            enlarged = prepare(gray, zoom, MIN_WRITING, threshold_scale, comb=prepared.comb or comb)
+            enlarged = prepare(gray, zoom, MIN_WRITING, threshold_scale, comb=prepared.comb or comb, tilt=tilt)
             more = segment(enlarged.mask, enlarged.shear)
             # Enlarged, the writing should come out about MIN_WRITING tall. Far taller means the new
             # preparation joined something else into the lines (a page edge, a margin's border) and

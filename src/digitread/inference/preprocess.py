@@ -616,13 +616,15 @@ def prepare(
     writing: float = 0.0,
     threshold_scale: float = 1.0,
     comb: Comb | None = None,
+    tilt: bool = True,
 ) -> Prepared:
     """Polarity, lighting, binarisation and line removal for a whole image; ``zoom`` > 1 works at a
     larger size than usual (small writing, see ``layout.find_lines``), where the digits will be about
     ``writing`` pixels tall. ``threshold_scale`` times Otsu's threshold binarises (never below the
     contrast floor; 0: at the floor): below 1 for faint writing that bolder ink elsewhere put under it,
     above 1 for strokes pale paper glued together (``DigitReader.read_many``). ``comb``: a comb field
-    an earlier look at the image found (``Prepared.comb``)."""
+    an earlier look at the image found (``Prepared.comb``). ``tilt`` False: the writing's tilt is not
+    measured (an image already turned level, ``layout.find_lines``)."""
     work, scale = _working_size(gray, zoom)
     inverted = ink_is_dark(work)
     ink = 255 - work if inverted else work.copy()
@@ -648,11 +650,13 @@ def prepare(
     comb = comb.scaled(1 / scale) if comb is not None else None
     # Measured before the slant is taken out (a shear bends a tilted line's angle); a comb field found
     # is level enough to have been found (within TILT_DEGREES), and its boxes' digits make no line.
-    tilt = estimate_tilt(mask) if comb is None else 0.0
+    tilted = estimate_tilt(mask) if tilt and comb is None else 0.0
     s = estimate_slant(mask)
     if s == 0.0:
-        return Prepared(flat, mask, scale, inverted, gray.shape, comb=comb, tilt=tilt)
+        return Prepared(flat, mask, scale, inverted, gray.shape, comb=comb, tilt=tilted)
     y0 = h / 2
     mask, pad = _shear(mask, s, y0, cv2.INTER_NEAREST)
     flat, _ = _shear(flat, s, y0, cv2.INTER_LINEAR)
-    return Prepared(flat, mask, scale, inverted, gray.shape, shear=s, shear_y0=y0, shear_pad=pad, comb=comb, tilt=tilt)
+    return Prepared(
+        flat, mask, scale, inverted, gray.shape, shear=s, shear_y0=y0, shear_pad=pad, comb=comb, tilt=tilted
+    )

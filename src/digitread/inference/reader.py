@@ -349,28 +349,26 @@ class DigitReader:
         keys = []
         for k, cut in segmented.items():
             prepared, lines = found[k[0]]
-            cut_digits = [c for c in cut.digits if c.char.isdigit()]
+            digits = sum(c.char.isdigit() for c in cut.digits)
             if (
-                prepared.comb is None
-                or k not in wholes
-                or _spelled(cut) == _spelled(wholes[k])
-                or len(cut_digits) != sum(p.kind == "digit" for p in lines[k[1]].pieces)  # a piece was cut
-                or len(cut_digits) != sum(c.char.isdigit() for c in wholes[k].digits)
+                prepared.comb is not None
+                and k in wholes
+                and _spelled(cut) != _spelled(wholes[k])
+                and digits == sum(p.kind == "digit" for p in lines[k[1]].pieces)  # no piece was cut
+                and digits == sum(c.char.isdigit() for c in wholes[k].digits)
             ):
-                continue
-            keys.append(k)
+                keys.append(k)
         if not keys:
             return
         scores = self.sequence.score(
-            [strips[k].image for k in keys for _ in range(2)],
-            [_spelled(reading) for k in keys for reading in (segmented[k], wholes[k])],
+            [strips[k].image for k in keys], [[_spelled(segmented[k]), _spelled(wholes[k])] for k in keys]
         )
-        for n, k in enumerate(keys):
+        for k, (cut_score, whole_score) in zip(keys, scores, strict=True):
             cut_digits = [c for c in segmented[k].digits if c.char.isdigit()]
             whole_digits = [c.char for c in wholes[k].digits if c.char.isdigit()]
             cut_log = sum(np.log(_probability_of(c.char, c)) for c in cut_digits)
             whole_log = sum(np.log(_probability_of(ch, c)) for ch, c in zip(whole_digits, cut_digits, strict=True))
-            if scores[2 * n] + COMB_JOINT * cut_log > scores[2 * n + 1] + COMB_JOINT * whole_log:
+            if cut_score + COMB_JOINT * cut_log > whole_score + COMB_JOINT * whole_log:
                 wholes[k] = segmented[k]
 
     def _read_strips(

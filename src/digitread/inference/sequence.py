@@ -166,19 +166,20 @@ class SequenceReader:
                     readings[k] = reading
         return readings
 
-    def score(self, strips: list[np.ndarray], texts: list[str]) -> np.ndarray:
-        """How likely the members find each ``texts[k]`` in ``strips[k]`` (uint8 (32, W)): the log of
-        their geometric-mean P(text), less POINT_COST per point, as readings are ranked; uncalibrated,
-        the strips as they are (no shifted views)."""
-        scores = np.zeros(len(strips))
+    def score(self, strips: list[np.ndarray], candidates: list[list[str]]) -> list[np.ndarray]:
+        """How likely the members find each of ``candidates[k]`` in ``strips[k]`` (uint8 (32, W)): the log
+        of their geometric-mean P(text), less POINT_COST per point, as readings are ranked; uncalibrated,
+        the strips as they are (no shifted views). Each strip goes through the members once."""
+        scores: list[np.ndarray] = [np.zeros(0)] * len(strips)
         for chunk, x, widths in self._batches(strips):
             member_log_probs, lengths, _ = self._member_log_probs(x, widths, (0,))
-            chunk_texts = [texts[i] for i in chunk]
-            mean = torch.stack(
-                [string_log_probs(lp, n, chunk_texts) for lp, n in zip(member_log_probs, lengths, strict=True)]
-            ).mean(dim=0)
-            for i, value in zip(chunk, mean.tolist(), strict=True):
-                scores[i] = value - POINT_COST * texts[i].count(".")
+            rows = [k for k, i in enumerate(chunk) for _ in candidates[i]]
+            texts = [text for i in chunk for text in candidates[i]]
+            ranks = _mean_log_probs(member_log_probs, lengths, rows, texts) - POINT_COST * np.array(
+                [text.count(".") for text in texts]
+            )
+            for k, i in enumerate(chunk):
+                scores[i] = ranks[np.array(rows, dtype=int) == k]
         return scores
 
     def _member_log_probs(
@@ -220,11 +221,7 @@ class SequenceReader:
                     proposals[k].setdefault(beam_decode(probs[k, :n]), None)
         rows = [k for k, texts in enumerate(proposals) for _ in texts]
         texts = [text for candidates in proposals for text in candidates]
-        index = torch.tensor(rows)
-        member_scores = torch.stack(
-            [string_log_probs(lp[index], n[index], texts) for lp, n in zip(member_log_probs, lengths, strict=True)]
-        )
-        scores = member_scores.mean(dim=0)  # log of the geometric mean of the members' P(text)
+        scores = _mean_log_probs(member_log_probs, lengths, rows, texts)
         best: dict[int, tuple[float, float, str]] = {}  # strip -> (rank, score, text) of its best proposal
         for k, text, score in zip(rows, texts, scores.tolist(), strict=True):
             rank = score - POINT_COST * text.count(".")
@@ -323,6 +320,17 @@ def _check_strip_input(model: nn.Module) -> None:
         raise ModelFileError(
             f"{getattr(model, 'arch', 'a model')} expects other strips than this reader cuts: {different}"
         )
+
+
+def _mean_log_probs(
+    member_log_probs: list[torch.Tensor], lengths: list[torch.Tensor], rows: list[int], texts: list[str]
+) -> np.ndarray:
+    """log of the geometric mean of the members' P(texts[k]) in the batch's strip rows[k]."""
+    index = torch.tensor(rows, dtype=torch.long)
+    member_scores = [
+        string_log_probs(lp[index], n[index], texts) for lp, n in zip(member_log_probs, lengths, strict=True)
+    ]
+    return torch.stack(member_scores).mean(dim=0).numpy()
 
 
 def load_sequence_models(directory: Path) -> list[nn.Module]:
